@@ -1,0 +1,118 @@
+"""One schema for every measurement the suite produces.
+
+Every producer (dataset build, kernel benchmark, MPI scaling driver, training) writes
+``Record`` objects as JSON lines; the report reads nothing else. Keeping parameters and
+metrics in two flat dicts lets the report build one tidy table (``params.*`` and
+``metrics.*`` columns) without knowing every producer.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal
+
+from hpc.atomic import atomic_write_text
+from hpc.provenance import provenance
+
+RecordKind = Literal["dataset", "kernel", "scaling", "training", "training_epoch", "ddp"]
+RecordStatus = Literal["ok", "failed", "skipped"]
+KINDS: tuple[str, ...] = ("dataset", "kernel", "scaling", "training", "training_epoch", "ddp")
+STATUSES: tuple[str, ...] = ("ok", "failed", "skipped")
+
+
+@dataclasses.dataclass
+class Record:
+    """A single measurement.
+
+    kind:   which producer made it (see ``KINDS``).
+    name:   short human label, e.g. ``"maxpool numba 4096x4096 k2s2"``.
+    status: ``ok``; ``failed`` (``error`` says why) or ``skipped`` (``error`` says why),
+            so failed sweep points reach the report instead of vanishing.
+    params: what was run (op, backend, device, shape, dtype, ranks, ...). JSON scalars/lists.
+    metrics: what was measured, units in the key names (``median_s``, ``bandwidth_gbs``).
+    provenance: host, versions, git commit, SLURM ids; filled by ``new_record``.
+    """
+
+    kind: str
+    name: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    status: str = "ok"
+    error: str | None = None
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Record.kind={self.kind!r}: expected one of {KINDS}")
+        if self.status not in STATUSES:
+            raise ValueError(f"Record.status={self.status!r}: expected one of {STATUSES}")
+
+    def to_json(self) -> str:
+        return json.dumps(_jsonable(dataclasses.asdict(self)), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Record":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"record has unknown fields {sorted(unknown)}")
+        return cls(**data)
+
+
+def new_record(kind: str, name: str, params: dict[str, Any], metrics: dict[str, Any],
+               status: str = "ok", error: str | None = None,
+               extra_provenance: dict[str, Any] | None = None) -> Record:
+    """Build a record stamped with this process's provenance."""
+    prov = provenance()
+    if extra_provenance:
+        prov.update(extra_provenance)
+    return Record(kind=kind, name=name, params=params, metrics=metrics, status=status,
+                  error=error, provenance=prov)
+
+
+def _jsonable(value: Any) -> Any:
+    """NumPy scalars/arrays and non-finite floats made JSON-safe (NaN/inf -> None)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_records(path: str | os.PathLike[str], records: Iterable[Record]) -> Path:
+    """Write a whole JSONL file atomically: readers never see half a file."""
+    text = "".join(r.to_json() + "\n" for r in records)
+    return atomic_write_text(path, text)
+
+
+def append_record(path: str | os.PathLike[str], record: Record) -> None:
+    """Append one line (for long sweeps that should keep finished points on a crash).
+
+    A single ``write`` of one line below PIPE_BUF is atomic with O_APPEND on POSIX.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(record.to_json() + "\n")
+
+
+def read_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Record]:
+    """Read records from JSONL files; a malformed line raises naming file and line."""
+    for p in paths:
+        with open(p, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield Record.from_dict(json.loads(line))
+                except (ValueError, TypeError) as exc:
+                    raise ValueError(f"{p}:{lineno}: not a valid record: {exc}") from exc
