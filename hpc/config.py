@@ -14,6 +14,7 @@ import jsonschema
 import yaml
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+EXPERIMENT_SCHEMA_PATH = Path(__file__).parent / "schemas" / "experiment.schema.yaml"
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "config.yaml"
 
 
@@ -34,13 +35,14 @@ def _with_defaults(validator_class: type) -> type:
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-def load_schema() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def validate_config(config: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
+def validate_config(config: dict[str, Any], source: str = "<config>",
+                    schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
     """Return a deep copy of ``config`` with defaults filled in; raise ConfigError if invalid."""
-    schema = load_schema()
+    schema = load_schema(schema_path)
     config = copy.deepcopy(config)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -50,9 +52,7 @@ def validate_config(config: dict[str, Any], source: str = "<config>") -> dict[st
     return config
 
 
-def load_config(path: str | Path | None = None) -> dict[str, Any]:
-    """Load and validate a config YAML (default: the repository's ``config/config.yaml``)."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
@@ -61,4 +61,17 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return validate_config(data, source=str(path))
+    return data
+
+
+def load_config(path: str | Path | None = None) -> dict[str, Any]:
+    """Load and validate a config YAML (default: the repository's ``config/config.yaml``)."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    return validate_config(_read_yaml_mapping(path), source=str(path))
+
+
+def load_experiment(path: str | Path) -> dict[str, Any]:
+    """Load and validate one experiments/*.yaml definition (defaults filled in)."""
+    path = Path(path)
+    return validate_config(_read_yaml_mapping(path), source=str(path),
+                           schema_path=EXPERIMENT_SCHEMA_PATH)
