@@ -1,0 +1,31 @@
+# The whole suite as one Snakemake workflow: NIfTI -> HDF5 dataset, kernel benchmarks,
+# MPI scaling sweeps, AlexNet training, and the HTML report.
+#
+#   snakemake --cores 2                 run everything locally (what `make run` does)
+#   snakemake --profile slurm           submit every job to SLURM (see slurm/config.yaml)
+#   snakemake -n                        list the jobs that would run
+#
+# What runs is declared in config/config.yaml (validated below against
+# hpc/schemas/config.schema.yaml) and in the experiments/*.yaml files it lists.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "hpc/schemas/config.schema.yaml")
+
+
+include: "experiments/common.smk"
+include: "datasets/rules.smk"
+include: "experiments/rules.smk"
+include: "analysis/rules.smk"
+
+
+rule all:
+    input:
+        results_path("report.html"),
+    default_target: True

@@ -1,0 +1,211 @@
+# Experiment rules: one job per sweep point of the experiments listed in
+# config["experiments"] (the helpers and the output layout: experiments/common.smk).
+#
+# Each job runs its command through `python -m hpc.workflow point ... -- COMMAND`, which
+# turns a failing point into a record with status "failed" (and a missing GPU into
+# "skipped") instead of stopping the workflow, so the report shows every point.
+#
+# MPI jobs run `{resources.mpi} -n {resources.tasks} python -m hpc ...`: locally `mpi` is
+# the virtualenv's mpiexec; the SLURM profile (slurm/config.yaml) sets it to srun, so the
+# same rule runs `srun -n P ...` inside a P-task allocation. SLURM's executor refuses an
+# `mpi` job with one task, so one-rank points have rules of their own without `mpi`.
+#
+# GPU jobs request a GPU (resources gpu=1). Without one, the kernel benchmark records
+# each GPU point as skipped itself (hpc bench kernels asks the backend registry), and a
+# GPU training run is not started: `hpc.workflow point --needs-gpu` records it as skipped.
+#
+# Training always passes --resume: the run's directory keeps checkpoints/last.pt, and
+# only metrics.jsonl is a declared output (Snakemake deletes it before a rerun, never the
+# checkpoints), so a training job killed mid-way continues from its last finished epoch
+# when `snakemake` is started again; a fresh run starts from scratch (nothing to resume).
+#
+# Benchmark jobs take every core (threads: workflow.cores) so that locally no two
+# measurements share the machine; on SLURM the profile sets their CPUs per task.
+
+
+wildcard_constraints:
+    experiment=r"[A-Za-z0-9_.-]+",
+    backend=r"[A-Za-z0-9_-]+",
+    mode=r"[A-Za-z0-9_-]+",
+    run=r"[A-Za-z0-9_.-]+",
+    ranks=r"[1-9][0-9]*",
+
+
+rule bench_kernels:
+    input:
+        experiment=experiment_file,
+    output:
+        records=results_path("kernels", "{experiment}", "{backend}.jsonl"),
+    log:
+        results_path("logs", "kernels", "{experiment}", "{backend}.log"),
+    wildcard_constraints:
+        backend=CPU_BACKEND_RE,
+    threads: workflow.cores
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m hpc.workflow point --output {output.records} --log {log}"
+        " --kind kernel --name '{wildcards.experiment} {wildcards.backend}'"
+        " --param experiment={wildcards.experiment} --param backend={wildcards.backend}"
+        " -- python -m hpc bench kernels --experiment {input.experiment}"
+        " --backends {wildcards.backend} --output {output.records}"
+
+
+rule bench_kernels_gpu:
+    input:
+        experiment=experiment_file,
+    output:
+        records=results_path("kernels", "{experiment}", "{backend}.jsonl"),
+    log:
+        results_path("logs", "kernels", "{experiment}", "{backend}.log"),
+    wildcard_constraints:
+        backend=GPU_BACKEND_RE,
+    threads: workflow.cores
+    resources:
+        runtime=60,
+        mem_mb=16000,
+        gpu=1,
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m hpc.workflow point --output {output.records} --log {log}"
+        " --kind kernel --name '{wildcards.experiment} {wildcards.backend}'"
+        " --param experiment={wildcards.experiment} --param backend={wildcards.backend}"
+        " -- python -m hpc bench kernels --experiment {input.experiment}"
+        " --backends {wildcards.backend} --output {output.records}"
+
+
+rule scale_single:
+    input:
+        experiment=experiment_file,
+    output:
+        records=results_path("scaling", "{experiment}", "{mode}", "n{ranks}.jsonl"),
+    log:
+        results_path("logs", "scaling", "{experiment}", "{mode}", "n{ranks}.log"),
+    wildcard_constraints:
+        ranks="1",
+    threads: workflow.cores
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m hpc.workflow point --output {output.records} --log {log}"
+        " --kind scaling --name '{wildcards.experiment} {wildcards.mode} ranks=1'"
+        " --param experiment={wildcards.experiment} --param mode={wildcards.mode}"
+        " --param ranks=1"
+        " -- python -m hpc scale --experiment {input.experiment} --mode {wildcards.mode}"
+        " --output {output.records}"
+
+
+rule scale_mpi:
+    input:
+        experiment=experiment_file,
+    output:
+        records=results_path("scaling", "{experiment}", "{mode}", "n{ranks}.jsonl"),
+    log:
+        results_path("logs", "scaling", "{experiment}", "{mode}", "n{ranks}.log"),
+    wildcard_constraints:
+        ranks=r"[2-9]|[1-9][0-9]+",
+    threads: workflow.cores
+    resources:
+        runtime=60,
+        mem_mb=8000,
+        mpi="mpiexec",
+        tasks=lambda wildcards: int(wildcards.ranks),
+        cpus_per_task=1,
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m hpc.workflow point --output {output.records} --log {log}"
+        " --kind scaling --name '{wildcards.experiment} {wildcards.mode} ranks={wildcards.ranks}'"
+        " --param experiment={wildcards.experiment} --param mode={wildcards.mode}"
+        " --param ranks={wildcards.ranks}"
+        " -- {resources.mpi} -n {resources.tasks}"
+        " python -m hpc scale --experiment {input.experiment} --mode {wildcards.mode}"
+        " --output {output.records}"
+
+
+rule train_cpu:
+    input:
+        experiment=experiment_file,
+        data=dataset_file,
+    output:
+        records=results_path("training", "{experiment}", "cpu", "{run}", "metrics.jsonl"),
+    log:
+        results_path("logs", "training", "{experiment}", "cpu", "{run}.log"),
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.records),
+    threads: workflow.cores
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m hpc.workflow point --output {output.records} --log {log}"
+        " --kind training --name '{wildcards.experiment} {wildcards.run}'"
+        " --param experiment={wildcards.experiment} --param run={wildcards.run}"
+        " --param device=cpu"
+        " -- python -m hpc train run --data {input.data} --experiment {input.experiment}"
+        " --run {wildcards.run} --out-dir {params.out_dir} --resume --no-progress"
+
+
+rule train_gpu:
+    input:
+        experiment=experiment_file,
+        data=dataset_file,
+    output:
+        records=results_path("training", "{experiment}", "gpu", "{run}", "metrics.jsonl"),
+    log:
+        results_path("logs", "training", "{experiment}", "gpu", "{run}.log"),
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.records),
+    threads: workflow.cores
+    resources:
+        runtime=120,
+        mem_mb=16000,
+        gpu=1,
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m hpc.workflow point --needs-gpu --output {output.records} --log {log}"
+        " --kind training --name '{wildcards.experiment} {wildcards.run}'"
+        " --param experiment={wildcards.experiment} --param run={wildcards.run}"
+        " --param device=cuda"
+        " -- python -m hpc train run --data {input.data} --experiment {input.experiment}"
+        " --run {wildcards.run} --out-dir {params.out_dir} --resume --no-progress"
+
+
+rule train_ddp:
+    input:
+        experiment=experiment_file,
+        data=dataset_file,
+    output:
+        records=results_path("training", "{experiment}", "ddp", "{run}", "metrics.jsonl"),
+    log:
+        results_path("logs", "training", "{experiment}", "ddp", "{run}.log"),
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.records),
+        gpu=training_gpu_flag,
+    threads: workflow.cores
+    resources:
+        runtime=120,
+        mem_mb=8000,
+        mpi="mpiexec",
+        tasks=training_ranks,
+        cpus_per_task=1,
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m hpc.workflow point {params.gpu} --output {output.records} --log {log}"
+        " --kind ddp --name '{wildcards.experiment} {wildcards.run}'"
+        " --param experiment={wildcards.experiment} --param run={wildcards.run}"
+        " --param ranks={resources.tasks}"
+        " -- {resources.mpi} -n {resources.tasks}"
+        " python -m hpc train run --ddp --data {input.data} --experiment {input.experiment}"
+        " --run {wildcards.run} --out-dir {params.out_dir} --resume --no-progress"

@@ -1,0 +1,502 @@
+"""Records -> one self-contained HTML report (figures embedded, CSS inline, no scripts).
+
+The page must open from a cluster's scratch directory or a mail attachment with no
+network, so every figure is a base64 PNG inside the file and the template links to
+nothing outside it. Sections are always present; a stage without records says so instead
+of vanishing, and failed/skipped sweep points get their own table.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hpc.analysis import plots, study, tables
+from hpc.analysis.aggregate import load_frame, make_readable
+from hpc.atomic import atomic_path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TEMPLATE = REPO_ROOT / "analysis" / "templates" / "report.html.j2"
+
+
+class TemplateNotFoundError(FileNotFoundError):
+    """The Jinja2 template path does not exist; the message names it."""
+
+
+# ----------------------------------------------------------------------------- formatting
+def _missing(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return isinstance(v, float) and math.isnan(v) or (np.isscalar(v) and bool(pd.isna(v)))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_seconds(v: Any) -> str:
+    """1.2e-4 -> '120 µs', 0.5 -> '500 ms', 12.3 -> '12.3 s'."""
+    if _missing(v):
+        return "\u2014"
+    v = float(v)
+    if v == 0:
+        return "0 s"
+    for scale, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "\u00b5s"), (1e-9, "ns")):
+        if abs(v) >= scale or unit == "ns":
+            return f"{v / scale:.3g} {unit}"
+    return f"{v:.3g} s"
+
+
+def fmt_pct(v: Any, digits: int = 1) -> str:
+    """0.8123 -> '81.2%'."""
+    return "\u2014" if _missing(v) else f"{float(v) * 100:.{digits}f}%"
+
+
+def fmt_num(v: Any, digits: int = 3) -> str:
+    """Numbers with a sensible number of significant digits, ints without decimals."""
+    if _missing(v):
+        return "\u2014"
+    if isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.{digits}g}"
+    return str(v)
+
+
+def fmt_acc(v: Any) -> str:
+    """Accuracy given as a fraction (0.95) or a percentage (95.0) -> '95.00%'."""
+    if _missing(v):
+        return "\u2014"
+    v = float(v)
+    return f"{v * 100 if v <= 1.0 else v:.2f}%"
+
+
+def fmt_text(v: Any) -> str:
+    return "\u2014" if _missing(v) or v == "" else str(v)
+
+
+@dataclass
+class Column:
+    key: str
+    label: str
+    fmt: Callable[[Any], str] = fmt_text
+    numeric: bool = False
+    wrap: bool = False      # long free text (errors, descriptions) may wrap; the rest stays on one line
+
+
+@dataclass
+class Table:
+    """A table for the template: header labels and rows of formatted strings."""
+
+    columns: list[Column]
+    rows: list[list[str]]
+    row_classes: list[str] = field(default_factory=list)
+    numeric: list[bool] = field(default_factory=list)
+    wrap: list[bool] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.rows
+
+
+def make_table(df: pd.DataFrame, columns: Sequence[Column], row_class: Callable[[pd.Series], str] | None = None,
+               drop_empty: bool = True) -> Table:
+    """Format a DataFrame; columns that are empty in every row are dropped (less noise)."""
+    cols = [c for c in columns if c.key in df.columns]
+    if drop_empty and not df.empty:
+        cols = [c for c in cols if not df[c.key].map(lambda v: _missing(v) or v == "").all()]
+    rows = [[c.fmt(r[c.key]) for c in cols] for _, r in df.iterrows()]
+    classes = [row_class(r) for _, r in df.iterrows()] if row_class else []
+    return Table(columns=cols, rows=rows, row_classes=classes, numeric=[c.numeric for c in cols],
+                 wrap=[c.wrap or c.key in WRAP_KEYS for c in cols])
+
+
+WRAP_KEYS = frozenset({"error", "point", "what", "values", "group", "source", "note",
+                       "ours_study", "ours_fast"})
+
+
+def _col(key: str, label: str | None = None, fmt: Callable[[Any], str] = fmt_text) -> Column:
+    return Column(key, label or key, fmt, numeric=fmt is not fmt_text)
+
+
+# ----------------------------------------------------------------------------- sections
+@dataclass
+class Section:
+    """One report section: id for the table of contents, title, and what to show."""
+
+    id: str
+    title: str
+    intro: str = ""
+    empty_note: str | None = None      # set when the stage has no (ok) records
+    tables: list[tuple[str, Table, str]] = field(default_factory=list)   # (title, table, note)
+    figures: list[plots.EmbeddedFigure] = field(default_factory=list)
+    callouts: list[tuple[str, str]] = field(default_factory=list)        # (label, value)
+    notes: list[str] = field(default_factory=list)
+
+    def add_table(self, title: str, table: Table, note: str = "") -> None:
+        if not table.empty:
+            self.tables.append((title, table, note))
+
+
+def _no_records(kind: str | Iterable[str], df: pd.DataFrame) -> str:
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    n_bad = 0 if df.empty else int((df["kind"].isin(kinds) & (df["status"] != "ok")).sum())
+    extra = f" ({n_bad} failed/skipped: see 'Failed and skipped points')" if n_bad else ""
+    return f"No successful records of kind {', '.join(repr(k) for k in kinds)} in this run{extra}."
+
+
+KERNEL_COLS = [
+    _col("op"), _col("window"), _col("backend"), _col("variant"), _col("device"), _col("dtype"),
+    _col("shape"), _col("median_s", "median", fmt_seconds), _col("iqr_s", "IQR", fmt_seconds),
+    _col("transfer_s", "transfer", fmt_seconds), _col("bandwidth_gbs", "GB/s", fmt_num),
+    _col("bound_gbs", "copy bound GB/s", fmt_num), _col("bound_fraction", "of bound", fmt_pct),
+    _col("gflops", "GFLOP/s", fmt_num), _col("bound_gflops", "BLAS GFLOP/s", fmt_num),
+    _col("gflops_fraction", "of BLAS", fmt_pct),
+]
+
+
+def kernel_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
+    sec = Section("kernels", "Kernels",
+                  "Median of repeats after warm-up; transfer time (host\u2194device) is reported "
+                  "separately from kernel time. The bound is measured in the same run on the same "
+                  "device: a plain copy of the same bytes for pooling, BLAS/cuBLAS for matmul.")
+    kt = tables.kernel_table(df)
+    _study_kernels(sec, kt)
+    if kt.empty:
+        sec.empty_note = _no_records("kernel", df)
+        return sec
+    frac = kt["bound_fraction"].dropna()
+    if not frac.empty:
+        best = kt.loc[frac.idxmax()]
+        sec.callouts.append(("best bandwidth fraction",
+                             f"{fmt_pct(best['bound_fraction'])} ({best['backend']} {best['op']} "
+                             f"{best['shape']} {best['window']})"))
+    gfr = kt["gflops_fraction"].dropna()
+    if not gfr.empty:
+        best = kt.loc[gfr.idxmax()]
+        sec.callouts.append(("best matmul fraction of BLAS",
+                             f"{fmt_pct(best['gflops_fraction'])} ({best['backend']} {best['variant']} {best['shape']})"))
+    for op in sorted(kt["op"].unique()):
+        sink_fig = sink.add(f"kernel-time-{op}", plots.plot_time_vs_size(kt, op),
+                            f"{op}: time vs size",
+                            "Log-log; one line per backend. Red diamonds: the study's published "
+                            "figures (error bar = published range), different hardware.")
+        if sink_fig:
+            sec.figures.append(sink_fig)
+    pool = kt[kt["op"] != "matmul"]
+    f = sink.add("kernel-bandwidth-fraction", plots.plot_bound_fraction(pool), "bandwidth fraction",
+                 "Achieved GB/s over the same-run copy bandwidth; dashed: 80% target.")
+    if f:
+        sec.figures.append(f)
+    mm = kt[kt["op"] == "matmul"]
+    f = sink.add("kernel-gflops-fraction",
+                 plots.plot_bound_fraction(mm, "gflops_fraction", target=0.5,
+                                           title="matmul GFLOP/s / same-run BLAS"),
+                 "matmul fraction of BLAS", "Dashed: 50% target for the register-blocked GPU kernel.")
+    if f:
+        sec.figures.append(f)
+    sec.add_table("All kernel measurements", make_table(kt, KERNEL_COLS))
+    cg = tables.kernel_cpu_gpu(kt)
+    sec.add_table("CPU vs GPU (fastest backend of each)", make_table(cg, [
+        _col("op"), _col("window"), _col("dtype"), _col("shape"), _col("cpu_backend", "CPU backend"),
+        _col("cpu_median_s", "CPU", fmt_seconds), _col("gpu_backend", "GPU backend"),
+        _col("gpu_median_s", "GPU", fmt_seconds), _col("gpu_speedup", "GPU speed-up", _times)]))
+    ss = tables.study_speedups(kt)
+    sec.add_table("The study's method vs our fastest backend on the same device class (same machine, same run)", make_table(ss, [
+        _col("op"), _col("window"), _col("dtype"), _col("shape"), _col("study_variant", "study variant"),
+        _col("study_median_s", "study method", fmt_seconds), _col("fastest_backend", "fastest"),
+        _col("fastest_median_s", "fastest", fmt_seconds), _col("speedup", "speed-up", _times)]))
+    return sec
+
+
+def _ratio(v: float) -> str:
+    """3 significant digits, thousands separated, no exponent: 28200000 -> '28,200,000'."""
+    v = float(v)
+    if abs(v) >= 1000:
+        return f"{float(f'{v:.3g}'):,.0f}"
+    return f"{v:.3g}"
+
+
+def _times(v: Any) -> str:
+    return "\u2014" if _missing(v) else f"{_ratio(v)}\u00d7"
+
+
+def _study_kernels(sec: Section, kt: pd.DataFrame) -> None:
+    """Published kernel figures next to our runs of the same operation and size."""
+    rows = []
+    for f in study.figures("kernel"):
+        shape = "x".join(str(s) for s in f.params.get("shape", []))
+        elements = float(np.prod(f.params["shape"])) if f.params.get("shape") else np.nan
+        same = kt[(kt["op"].map(plots.op_family) == plots.op_family(f.params.get("op", ""))) &
+                  (kt["elements"] == elements)] if not kt.empty else kt
+        ours_study = same[same["backend"] == "study"].dropna(subset=["median_s"]) if not same.empty else same
+        ours_fast = same[same["backend"] != "study"].dropna(subset=["median_s"]) if not same.empty else same
+        # compare a GPU figure with our fastest GPU run, a CPU figure with our fastest CPU run
+        # (falling back to any device when that class was not run here)
+        want = tables.device_class("", f.device)
+        if not ours_fast.empty and (ours_fast["device_class"] == want).any():
+            ours_fast = ours_fast[ours_fast["device_class"] == want]
+        row = {"what": f.what, "device": f.device or "not stated", "published": f.display(),
+               "ours_study": "not run", "ours_fast": "not run", "vs": "\u2014"}
+        if not ours_study.empty:
+            b = ours_study.loc[ours_study["median_s"].idxmin()]
+            row["ours_study"] = f"{fmt_seconds(b['median_s'])} ({b['variant'] or 'study'}, {b['device'] or b['device_class']})"
+        if not ours_fast.empty:
+            b = ours_fast.loc[ours_fast["median_s"].idxmin()]
+            row["ours_fast"] = f"{fmt_seconds(b['median_s'])} ({b['backend']} {b['variant']}, {b['device'] or b['device_class']})".replace(" ,", ",")
+            lo = f.low if f.is_range else f.value
+            hi = f.high if f.is_range else f.value
+            t = float(b["median_s"])
+            if t > 0:
+                row["vs"] = (f"{_ratio(lo / t)}\u2013{_ratio(hi / t)}\u00d7" if f.is_range  # type: ignore[operator]
+                             else f"{_ratio(lo / t)}\u00d7")  # type: ignore[operator]
+        row["size"] = shape
+        rows.append(row)
+    table = make_table(pd.DataFrame(rows), [
+        _col("what", "published measurement"), _col("size"), _col("device", "study hardware"),
+        _col("published", "published (study)"), _col("ours_study", "ours: study method"),
+        _col("ours_fast", "ours: fastest backend (same device class)"),
+        _col("vs", "published / ours fastest")],
+        drop_empty=False)
+    sec.add_table("Study (published) vs ours", table,
+                  study.SOURCE_NOTE + " Different hardware: the ratio shows the method's cost, "
+                  "not a like-for-like hardware comparison.")
+
+
+SCALING_COLS = [
+    _col("mode"), _col("op"), _col("path"), _col("devices"), _col("problem"), _col("window"),
+    _col("ranks", "ranks", fmt_num), _col("t_distribute_s", "distribute", fmt_seconds),
+    _col("t_compute_s", "compute", fmt_seconds), _col("t_gather_s", "gather", fmt_seconds),
+    _col("t_total_s", "total", fmt_seconds), _col("speedup", "speed-up", _times),
+    _col("efficiency", "efficiency", fmt_pct), _col("compute_efficiency", "compute eff.", fmt_pct),
+    _col("karp_flatt", "Karp-Flatt e", fmt_num), _col("scaled_speedup", "scaled speed-up", _times),
+    _col("imbalance", "imbalance", fmt_num), _col("copy_bound_gbs", "copy bound GB/s", fmt_num),
+]
+
+
+def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
+    sec = Section("scaling", "MPI scaling",
+                  "Phases timed with MPI.Wtime between barriers, max over ranks. Strong scaling: "
+                  "fixed total size; weak scaling: fixed size per rank. Speed-up and efficiency are "
+                  "relative to the smallest run of each experiment (baseline ranks).")
+    st = tables.scaling_table(df)
+    fits = tables.law_fits(st)
+    f_study = study.STUDY_PARALLEL_FRACTION
+    fit_rows = [{"law": "Amdahl (study, published)", "group": "the study's speed-up estimate",
+                 "parallel_fraction": f_study, "serial_fraction": 1 - f_study,
+                 "s2": plots.metrics.amdahl_speedup(f_study, 2), "limit": plots.metrics.amdahl_limit(f_study),
+                 "points": None, "rmse": None}]
+    for fit in fits:
+        pf = fit.parallel_fraction
+        law_s2 = (plots.metrics.amdahl_speedup(pf, 2) if fit.law == "Amdahl"
+                  else plots.metrics.gustafson_speedup(pf, 2))
+        fit_rows.append({"law": f"{fit.law} (ours, least-squares fit)", "group": fit.group,
+                         "parallel_fraction": pf, "serial_fraction": 1 - pf, "s2": law_s2,
+                         "limit": plots.metrics.amdahl_limit(pf) if fit.law == "Amdahl" else None,
+                         "points": fit.points, "rmse": fit.rmse})
+        sec.callouts.append((f"fitted {fit.law} parallel fraction",
+                             f"{fmt_pct(pf, 2)} ({fit.group}, up to {fit.max_ranks} ranks; study: {f_study:.2%})"))
+    sec.add_table("Amdahl / Gustafson: fitted parallel fraction vs the study's 61.21%", make_table(
+        pd.DataFrame(fit_rows), [
+            _col("law"), _col("group", "experiment"), _col("parallel_fraction", "parallel fraction f", lambda v: fmt_pct(v, 2)),
+            _col("serial_fraction", "serial 1\u2212f", lambda v: fmt_pct(v, 2)),
+            _col("s2", "S(2) from the law", lambda v: "\u2014" if _missing(v) else f"{float(v):.3f}"),
+            _col("limit", "Amdahl limit 1/(1\u2212f)", _times), _col("points", "points", fmt_num),
+            _col("rmse", "RMSE (speed-up)", fmt_num)], drop_empty=False),
+        "Amdahl: S(n) = 1/((1\u2212f) + f/n), fitted to strong-scaling speed-ups of total time. "
+        "Gustafson: S(n) = (1\u2212f) + f\u00b7n, fitted to weak-scaling scaled speed-ups. Only "
+        "experiments with a 1-rank baseline are fitted. The study's fraction is quoted, not measured.")
+    if st.empty:
+        sec.empty_note = _no_records("scaling", df)
+        return sec
+    for key, fig, title, cap in (
+        ("scaling-strong", plots.plot_strong_scaling(st, fits), "strong scaling",
+         "Left: speed-up with the ideal line, our Amdahl fits and the study's 61.21% curve. "
+         "Right: efficiency of total time (solid) and compute phase (dashed)."),
+        ("scaling-weak", plots.plot_weak_scaling(st), "weak scaling",
+         "Efficiency t\u2081/t\u2099 of total time and compute phase; dashed: 90% target."),
+        ("scaling-phases", plots.plot_phases(st), "phase breakdown",
+         "Read/distribute, compute and gather/write time per run."),
+    ):
+        emb = sink.add(key, fig, title, cap)
+        if emb:
+            sec.figures.append(emb)
+    sec.add_table("Scaling runs", make_table(st, SCALING_COLS))
+    pr = tables.per_rank_table(df)
+    if not pr.empty:
+        cols = [Column(c, c, fmt_seconds if c.endswith("_s") else (fmt_num if pd.api.types.is_numeric_dtype(pr[c]) else fmt_text),
+                       numeric=pd.api.types.is_numeric_dtype(pr[c])) for c in pr.columns]
+        sec.add_table("Per-rank figures", make_table(pr, cols))
+    return sec
+
+
+def training_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
+    sec = Section("training", "Training",
+                  "AlexNet (the study's small-input variant) on the HDF5 slice dataset.")
+    et, tt, dd = tables.epoch_table(df), tables.training_table(df), tables.ddp_table(df)
+    # the study's published results next to ours
+    rows = []
+    for epochs in (25, 50):
+        acc = study.figure(f"train_{epochs}_epochs_acc")
+        t = study.figure(f"train_{epochs}_epochs_time")
+        # published numbers are quoted verbatim, never re-rounded
+        rows.append({"who": "study (published)", "device": acc.device, "epochs": str(epochs),
+                     "test_acc": acc.display(), "wall_s": t.display()})
+    for _, r in tt.iterrows():
+        rows.append({"who": f"ours: {r['run']}", "device": r["device"], "epochs": fmt_num(r["epochs"]),
+                     "test_acc": fmt_acc(r["test_acc"]), "wall_s": fmt_seconds(r["wall_s"])})
+    sec.add_table("Study (published) vs ours", make_table(pd.DataFrame(rows), [
+        _col("who", "run"), _col("device"), Column("epochs", "epochs", numeric=True),
+        Column("test_acc", "test accuracy", numeric=True), Column("wall_s", "wall time", numeric=True)],
+        drop_empty=False),
+        study.SOURCE_NOTE + " Study set-up: " + "; ".join(f"{k}: {v}" for k, v in study.STUDY_TRAINING_SETUP.items()) + ".")
+    if tt.empty and et.empty and dd.empty:
+        sec.empty_note = _no_records(("training", "training_epoch", "ddp"), df)
+        return sec
+    if not tt.empty and tt["test_acc"].notna().any():
+        best = tt.loc[tt["test_acc"].idxmax()]
+        sec.callouts.append(("best test accuracy", f"{fmt_acc(best['test_acc'])} ({best['run']}, "
+                             f"{fmt_num(best['epochs'])} epochs, {fmt_seconds(best['wall_s'])}; study: 94.95% after 50 epochs)"))
+    emb = sink.add("training-curves", plots.plot_training_curves(et), "training curves",
+                   "Solid: training; dashed: validation. Dotted red: the study's published test accuracies.")
+    if emb:
+        sec.figures.append(emb)
+    for run, names, mat in tables.confusion_matrices(df):
+        emb = sink.add(f"confusion-{run}", plots.plot_confusion(run, names, mat), f"confusion matrix ({run})",
+                       "Test set; rows: true class, columns: predicted class.")
+        if emb:
+            sec.figures.append(emb)
+    emb = sink.add("ddp-throughput", plots.plot_ddp(dd), "DDP throughput", "Images/s vs ranks; dotted: linear scaling.")
+    if emb:
+        sec.figures.append(emb)
+    sec.add_table("Final results", make_table(tt, [
+        _col("run"), _col("device"), _col("epochs", "epochs", fmt_num), _col("test_acc", "test acc", fmt_acc),
+        _col("test_loss", "test loss", fmt_num), _col("best_val_acc", "best val acc", fmt_acc),
+        _col("wall_s", "wall time", fmt_seconds), _col("images_per_s", "images/s", fmt_num)]))
+    pc = tables.per_class_table(df)
+    if not pc.empty:
+        sec.add_table("Per-class precision / recall", make_table(pc, [
+            Column(c, c, fmt_acc if c in ("precision", "recall", "f1") else (fmt_num if c == "support" else fmt_text),
+                   numeric=c not in ("run", "class")) for c in pc.columns]))
+    sec.add_table("CPU vs GPU", make_table(tables.training_cpu_gpu(tt, et), [
+        _col("measure"), _col("cpu_s", "CPU", fmt_seconds), _col("gpu_s", "GPU", fmt_seconds),
+        _col("gpu_speedup", "GPU speed-up", _times)]))
+    sec.add_table("DDP scaling", make_table(dd, [
+        _col("device"), _col("ranks", "ranks", fmt_num), _col("images_per_s", "images/s", fmt_num),
+        _col("speedup", "speed-up", _times), _col("efficiency", "efficiency", fmt_pct)]))
+    if not et.empty:
+        last = et.sort_values("epoch").groupby("run").tail(1)
+        sec.add_table("Last epoch of each run", make_table(last, [
+            _col("run"), _col("device"), _col("epoch", "epoch", fmt_num), _col("train_loss", "train loss", fmt_num),
+            _col("train_acc", "train acc", fmt_acc), _col("val_loss", "val loss", fmt_num),
+            _col("val_acc", "val acc", fmt_acc), _col("epoch_s", "epoch time", fmt_seconds),
+            _col("images_per_s", "images/s", fmt_num)]))
+    return sec
+
+
+def dataset_section(df: pd.DataFrame) -> Section:
+    sec = Section("dataset", "Dataset", "The HDF5 slice dataset built from the NIfTI volumes.")
+    dt = tables.dataset_table(df)
+    if dt.empty:
+        sec.empty_note = _no_records("dataset", df)
+        return sec
+    cols = [Column(c, c, fmt_seconds if c.endswith("_s") else (fmt_num if pd.api.types.is_numeric_dtype(dt[c]) else fmt_text),
+                   numeric=pd.api.types.is_numeric_dtype(dt[c])) for c in dt.columns]
+    sec.add_table("Dataset builds", make_table(dt, cols))
+    return sec
+
+
+def failures_section(df: pd.DataFrame) -> Section:
+    sec = Section("failures", "Failed and skipped points",
+                  "Every sweep point that did not produce a measurement, with the reason the "
+                  "producer recorded. Skipped: not runnable here (e.g. no GPU); failed: an error.")
+    ft = tables.failures(df)
+    if ft.empty:
+        sec.empty_note = "None: every recorded point succeeded."
+        return sec
+    sec.add_table(f"{len(ft)} point(s) without a result", make_table(
+        ft, [_col("status"), _col("kind"), _col("name"), _col("point", "parameters"), _col("error"),
+             _col("source", "record file")], row_class=lambda r: f"status-{r['status']}", drop_empty=False))
+    return sec
+
+
+def provenance_section(df: pd.DataFrame) -> Section:
+    sec = Section("provenance", "Provenance",
+                  "Where the measurements came from: every distinct value seen across the records.")
+    pt = tables.provenance_table(df)
+    if pt.empty:
+        sec.empty_note = "No records, so no provenance."
+        return sec
+    sec.add_table("Run environment", make_table(pt, [_col("field"), _col("values")], drop_empty=False))
+    return sec
+
+
+def summary_section(df: pd.DataFrame, others: Sequence[Section]) -> Section:
+    sec = Section("summary", "Summary")
+    counts = tables.status_counts(df)
+    if df.empty:
+        sec.empty_note = "No records were found: nothing has run yet."
+    sec.add_table("Records per kind", make_table(counts, [
+        _col("kind"), _col("ok", "ok", fmt_num), _col("failed", "failed", fmt_num),
+        _col("skipped", "skipped", fmt_num), _col("total", "total", fmt_num)], drop_empty=False))
+    for s in others:
+        for label, value in s.callouts:
+            sec.callouts.append((f"{s.title}: {label}", value))
+    n_bad = 0 if df.empty else int((df["status"] != "ok").sum())
+    sec.callouts.append(("failed / skipped points", f"{n_bad}" + (" (listed at the end)" if n_bad else "")))
+    return sec
+
+
+# ----------------------------------------------------------------------------- build
+def build_context(df: pd.DataFrame, sink: plots.FigureSink, title: str = "HPC MRI suite: scaling report",
+                  sources: Sequence[str] = ()) -> dict[str, Any]:
+    """Everything the template needs, as plain data."""
+    body = [dataset_section(df), kernel_section(df, sink), scaling_section(df, sink),
+            training_section(df, sink)]
+    failures = failures_section(df)
+    sections = [summary_section(df, body), provenance_section(df), *body, failures]
+    return {
+        "title": title,
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "n_records": len(df),
+        "n_failed": 0 if df.empty else int((df["status"] == "failed").sum()),
+        "n_skipped": 0 if df.empty else int((df["status"] == "skipped").sum()),
+        "sources": list(sources),
+        "sections": sections,
+        "study_note": study.SOURCE_NOTE,
+        "study_notes": list(study.STUDY_NOTES),
+    }
+
+
+def render(context: dict[str, Any], template: str | os.PathLike[str] = DEFAULT_TEMPLATE) -> str:
+    """Render the Jinja2 template (autoescaped: record text cannot inject HTML)."""
+    import jinja2
+
+    template = Path(template)
+    if not template.is_file():
+        raise TemplateNotFoundError(f"{template}: report template not found")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template.parent)),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    return env.get_template(template.name).render(**context)
+
+
+def build_report(records: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
+                 template: str | os.PathLike[str] = DEFAULT_TEMPLATE,
+                 figures_dir: str | os.PathLike[str] | None = None,
+                 title: str = "HPC MRI suite: scaling report") -> Path:
+    """Read records, draw figures, render and write the HTML atomically; return its path."""
+    if not Path(template).is_file():
+        raise TemplateNotFoundError(f"{template}: report template not found")
+    df = load_frame(records)
+    sink = plots.FigureSink(figures_dir)
+    html = render(build_context(df, sink, title=title, sources=[str(r) for r in records]), template)
+    with atomic_path(output, suffix=".html") as tmp:
+        tmp.write_text(html, encoding="utf-8")
+        make_readable(tmp)
+    return Path(output)

@@ -1,0 +1,216 @@
+"""numba CPU backend: parallel, cache-friendly pooling at memory bandwidth, blocked matmul.
+
+Pooling is row-streaming: for each output row, the ``kh`` input rows it covers are reduced
+element-wise into a one-row buffer (a running max / sum: unit-stride loops the compiler
+vectorises, each input row read once per output row straight from memory), then a horizontal
+pass reduces ``kw`` neighbours of the buffer into the output row. The buffer stays in L1,
+so the input is streamed about once (``kh/sh`` times for overlapping windows, but the
+overlap rows are still in cache).
+
+Parallelism: the work is split into (plane, block of output rows) tasks and spread with
+``prange``. A single large image (one plane) is therefore parallel over output rows, and a
+large NCHW batch over planes, with one task per plane when there are enough planes.
+
+NaN: fastmath stays off and the max is written ``m if (m >= v or m != m) else v``, so a
+window containing NaN gives NaN (torch's behaviour); for integers the NaN test folds away.
+float16 has no fast CPU arithmetic in numba: it is converted to float32 and back (exact for
+max; for avg the float64 accumulation rounds once to float16 at the end, like the reference).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import arrays
+from .geometry import PoolGeometry
+
+NAME = "numba"
+DEVICE_KIND = "cpu"
+OPS = frozenset({"maxpool2d", "avgpool2d", "matmul"})
+
+try:  # the module must import even when numba is missing (registry contract)
+    import numba
+    from numba import njit, prange
+    _IMPORT_ERROR = ""
+except Exception as exc:  # pragma: no cover - numba is a hard dependency of the suite
+    numba = None
+    _IMPORT_ERROR = f"numba not importable: {exc}"
+
+
+def probe() -> tuple[bool, str, str]:
+    if numba is None:
+        return False, _IMPORT_ERROR, ""
+    from ..provenance import provenance  # lazy: provenance is cheap but not needed at import
+    cpu = provenance().get("cpu") or "CPU"
+    return True, "", f"{cpu} ({numba.get_num_threads()} threads, numba {numba.__version__})"
+
+
+if numba is not None:
+
+    @njit(inline="always")
+    def _nanmax(m, v):  # pragma: no cover - jitted
+        # NaN-propagating max, branch-free so loops vectorise: take v if it is larger or NaN;
+        # a NaN m stays (v > NaN is false) unless v is NaN too. Integers: v != v folds away.
+        return v if (v > m) | (v != v) else m
+
+    @njit(inline="always")
+    def _hmax_edge(buf, o, ow, sw, pw, kw, w):  # pragma: no cover - jitted
+        c0 = ow * sw - pw
+        c1 = min(c0 + kw, w)
+        c0 = max(c0, 0)
+        m = buf[c0]
+        for c in range(c0 + 1, c1):
+            m = _nanmax(m, buf[c])
+        o[ow] = m
+
+    @njit(inline="always")
+    def _hmax_row(buf, o, kw, sw, pw, w):  # pragma: no cover - jitted
+        """o[ow] = max(buf[ow*sw-pw : ow*sw-pw+kw]) (clipped). Interior outputs (window fully
+        inside the row) take a branch-free path, specialised for the common 2/2 and 3/2."""
+        ow_n = o.shape[0]
+        lo = min((pw + sw - 1) // sw, ow_n)       # first ow whose window starts at c >= 0
+        hi = max(lo, min(ow_n, (w - kw + pw) // sw + 1)) if w + pw >= kw else lo
+        for ow in range(lo):
+            _hmax_edge(buf, o, ow, sw, pw, kw, w)
+        base = lo * sw - pw
+        n = hi - lo
+        if sw == 2 and kw == 2:
+            for i in range(n):
+                j = base + 2 * i
+                o[lo + i] = _nanmax(buf[j], buf[j + 1])
+        elif sw == 2 and kw == 3:
+            for i in range(n):
+                j = base + 2 * i
+                o[lo + i] = _nanmax(_nanmax(buf[j], buf[j + 1]), buf[j + 2])
+        else:
+            for i in range(n):
+                j = base + i * sw
+                m = buf[j]
+                for c in range(1, kw):
+                    m = _nanmax(m, buf[j + c])
+                o[lo + i] = m
+        for ow in range(hi, ow_n):
+            _hmax_edge(buf, o, ow, sw, pw, kw, w)
+
+    @njit(parallel=True, cache=True)
+    def _max_pool(x, out, kh, kw, sh, sw, ph, pw, rows_per_task):  # pragma: no cover - jitted
+        planes, h, w = x.shape
+        oh_n = out.shape[1]
+        nblk = (oh_n + rows_per_task - 1) // rows_per_task
+        for task in prange(planes * nblk):
+            p = task // nblk
+            o0 = (task % nblk) * rows_per_task
+            o1 = min(oh_n, o0 + rows_per_task)
+            buf = np.empty(w, dtype=x.dtype)
+            xp = x[p]
+            for oh in range(o0, o1):
+                r0 = oh * sh - ph
+                r1 = min(r0 + kh, h)
+                r0 = max(r0, 0)
+                # vertical pass: running max of the window's rows, unit stride (vectorised)
+                if r1 - r0 >= 2:
+                    a = xp[r0]
+                    b = xp[r0 + 1]
+                    for c in range(w):
+                        buf[c] = _nanmax(a[c], b[c])
+                    for r in range(r0 + 2, r1):
+                        a = xp[r]
+                        for c in range(w):
+                            buf[c] = _nanmax(buf[c], a[c])
+                    _hmax_row(buf, out[p, oh], kw, sw, pw, w)
+                else:  # one row in the window: pool it directly
+                    _hmax_row(xp[r0], out[p, oh], kw, sw, pw, w)
+
+    @njit(parallel=True, cache=True)
+    def _avg_pool(x, out, kh, kw, sh, sw, ph, pw, div_h, div_w, rows_per_task):  # pragma: no cover
+        planes, h, w = x.shape
+        oh_n, ow_n = out.shape[1], out.shape[2]
+        nblk = (oh_n + rows_per_task - 1) // rows_per_task
+        for task in prange(planes * nblk):
+            p = task // nblk
+            o0 = (task % nblk) * rows_per_task
+            o1 = min(oh_n, o0 + rows_per_task)
+            buf = np.empty(w, dtype=np.float64)
+            for oh in range(o0, o1):
+                r0 = oh * sh - ph
+                r1 = min(r0 + kh, h)
+                r0 = max(r0, 0)
+                for c in range(w):
+                    buf[c] = x[p, r0, c]
+                for r in range(r0 + 1, r1):
+                    for c in range(w):
+                        buf[c] += x[p, r, c]
+                for ow in range(ow_n):
+                    c0 = ow * sw - pw
+                    c1 = min(c0 + kw, w)
+                    c0 = max(c0, 0)
+                    s = 0.0
+                    for c in range(c0, c1):
+                        s += buf[c]
+                    out[p, oh, ow] = s / (div_h[oh] * div_w[ow])
+
+    @njit(parallel=True, cache=True)
+    def _matmul(a, b, c, bm, bk, bn):  # pragma: no cover - jitted
+        m, k = a.shape
+        n = b.shape[1]
+        for bi in prange((m + bm - 1) // bm):
+            i0 = bi * bm
+            i1 = min(m, i0 + bm)
+            for j0 in range(0, n, bn):
+                j1 = min(n, j0 + bn)
+                for k0 in range(0, k, bk):
+                    k1 = min(k, k0 + bk)
+                    for i in range(i0, i1):
+                        for kk in range(k0, k1):
+                            aik = a[i, kk]
+                            for j in range(j0, j1):
+                                c[i, j] += aik * b[kk, j]
+
+
+def rows_per_task(planes: int, out_h: int, threads: int) -> int:
+    """Output rows per parallel task: about 4 tasks per thread over the whole batch (load
+    balance), whole planes when there are enough of them (no split rows at all)."""
+    blocks_per_plane = max(1, math.ceil(4 * threads / max(planes, 1)))
+    return max(1, math.ceil(out_h / blocks_per_plane))
+
+
+def _axis_divisor(size: int, k: int, s: int, p: int, n_out: int, include_pad: bool) -> np.ndarray:
+    start = np.arange(n_out) * s - p
+    end = np.minimum(start + k, size + p)
+    if include_pad:
+        return (end - start).astype(np.float64)
+    return (np.minimum(end, size) - np.maximum(start, 0)).astype(np.float64)
+
+
+def pool2d(x: Any, geom: PoolGeometry, op: str, count_include_pad: bool,
+           divisor_override: int | None = None) -> np.ndarray:
+    a = arrays.to_numpy(x)
+    n, c, h, w = a.shape
+    work_dtype = np.float32 if a.dtype == np.float16 else a.dtype
+    planes = np.ascontiguousarray(a.reshape(n * c, h, w), dtype=work_dtype)
+    out = np.empty((n * c, geom.out_h, geom.out_w), dtype=work_dtype)
+    (kh, kw), (sh, sw), (ph, pw) = geom.kernel, geom.stride, geom.padding
+    rpt = rows_per_task(n * c, geom.out_h, numba.get_num_threads())
+    if op == "max":
+        _max_pool(planes, out, kh, kw, sh, sw, ph, pw, rpt)
+    else:
+        if divisor_override is not None:
+            div_h = np.full(geom.out_h, float(divisor_override))
+            div_w = np.ones(geom.out_w)
+        else:
+            div_h = _axis_divisor(h, kh, sh, ph, geom.out_h, count_include_pad)
+            div_w = _axis_divisor(w, kw, sw, pw, geom.out_w, count_include_pad)
+        if work_dtype != a.dtype:  # float16: keep the float64 average, round once
+            out = np.empty((n * c, geom.out_h, geom.out_w), dtype=np.float64)
+        _avg_pool(planes, out, kh, kw, sh, sw, ph, pw, div_h, div_w, rpt)
+    return out.reshape(n, c, geom.out_h, geom.out_w).astype(a.dtype, copy=False)
+
+
+def matmul(a: Any, b: Any) -> np.ndarray:
+    a_np = np.ascontiguousarray(arrays.to_numpy(a))
+    b_np = np.ascontiguousarray(arrays.to_numpy(b))
+    c = np.zeros((a_np.shape[0], b_np.shape[1]), dtype=a_np.dtype)
+    _matmul(a_np, b_np, c, 64, 128, 1024)
+    return c

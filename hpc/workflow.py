@@ -1,0 +1,180 @@
+"""Run one sweep point of the Snakemake workflow so that its outcome always becomes records.
+
+Used by the rules in ``experiments/rules.smk``::
+
+    python -m hpc.workflow point --output R.jsonl --log R.log --kind scaling \\
+        --name "laptop strong n=2" --param mode=strong --param ranks=2 \\
+        -- mpiexec -n 2 python -m hpc scale ... --output R.jsonl
+
+Why a wrapper: one failing sweep point (a backend that crashes, too many ranks for the
+size, an out-of-memory kill) must show up in the report as *failed*, and the rest of the
+sweep and the report must still run; a GPU point on a machine without a GPU must show up
+as *skipped*. Snakemake alone would either stop or drop the point. So:
+
+* ``--needs-gpu`` and no usable CUDA GPU here: the command is not run; the output gets one
+  ``status="skipped"`` record that says why.
+* the command exits non-zero: its output is kept in the log, and a ``status="failed"``
+  record (exit status, command, tail of the log) is appended to the output, after the
+  records the command had already appended for finished points. Exit status 0, so
+  Snakemake carries on and counts the point as done.
+* the command succeeds but wrote no output: a failed record says so.
+* the command was preempted (exit ``EXIT_PREEMPTED`` = 99 of ``hpc train``, i.e. it saved a
+  checkpoint on SIGTERM/SIGUSR1): this is not a result, so the wrapper exits 99 and writes
+  nothing; the job fails, and the next ``snakemake`` reruns it (the training rules always
+  pass ``--resume``, so it continues from the checkpoint).
+* killed by a signal itself (Ctrl-C, SLURM cancel): no record, non-zero exit, so the
+  point is rerun next time.
+
+A failed point is therefore not retried automatically: delete its record file (or use
+``snakemake --forcerun <rule>``) to try again.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from hpc.records import append_record, new_record
+
+#: Exit status of ``hpc train`` after checkpointing on SIGTERM/SIGUSR1 (hpc.train.signals).
+EXIT_PREEMPTED = 99
+LOG_TAIL_LINES = 20
+
+
+def gpu_available() -> tuple[bool, str]:
+    """(True, device name) when torch sees a CUDA GPU here, else (False, reason)."""
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is a dependency
+        return False, f"torch not importable: {exc}"
+    if not torch.cuda.is_available() or torch.cuda.device_count() == 0:
+        return False, f"no CUDA GPU on host {socket.gethostname()} (torch.cuda.is_available() is False)"
+    return True, torch.cuda.get_device_name(0)
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def parse_params(items: Sequence[str]) -> dict[str, object]:
+    """``key=value`` strings -> dict; integer-looking values become ints."""
+    params: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {item!r}: expected KEY=VALUE")
+        params[key] = int(value) if value.lstrip("-").isdigit() else value
+    return params
+
+
+def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
+              params: dict[str, object], needs_gpu: bool = False) -> int:
+    """Run ``command`` for one sweep point; see the module docstring. Returns the exit code."""
+    if not command:
+        raise ValueError("no command given after '--'")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    params = {**params, "command": " ".join(command)}
+
+    def record(status: str, error: str) -> None:
+        append_record(output, new_record(kind, name, params, {}, status=status, error=error))
+
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S%z')} host={socket.gethostname()}\n")
+        if needs_gpu:
+            ok, detail = gpu_available()
+            fh.write(f"# GPU: {detail}\n")
+            if not ok:
+                fh.write("# skipped\n")
+                record("skipped", detail)
+                return 0
+        fh.write("$ " + " ".join(command) + "\n")
+        fh.flush()
+        try:
+            proc = subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT)
+        except OSError as exc:
+            fh.write(f"# cannot start: {exc}\n")
+            record("failed", f"cannot start {command[0]!r}: {exc}")
+            return 0
+    rc = proc.returncode
+    if rc == 0:
+        if not output.exists():
+            record("failed", f"command succeeded but wrote no {output} (log: {log})")
+        return 0
+    if rc == EXIT_PREEMPTED:
+        print(f"hpc.workflow: {name}: preempted after checkpointing; rerun to resume", file=sys.stderr)
+        return EXIT_PREEMPTED
+    if rc < 0 and -rc in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        print(f"hpc.workflow: {name}: killed by {signal.Signals(-rc).name}", file=sys.stderr)
+        return 128 - rc
+    record("failed", f"exit status {rc}: {' '.join(command)}\nlog {log}:\n{log_tail(log)}")
+    print(f"hpc.workflow: {name}: failed (exit {rc}); recorded as failed in {output}, see {log}",
+          file=sys.stderr)
+    return 0
+
+
+def _point(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    return run_point(command, Path(args.output), Path(args.log), args.kind, args.name,
+                     parse_params(args.param), needs_gpu=args.needs_gpu)
+
+
+def _experiment_name(args: argparse.Namespace) -> int:
+    from hpc.config import ConfigError, load_experiment
+    try:
+        spec = load_experiment(args.file)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    if args.kind and spec["kind"] != args.kind:
+        raise ValueError(f"{args.file}: kind is {spec['kind']!r}, expected {args.kind!r}")
+    print(spec["name"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hpc.workflow",
+                                     description="Helpers for the Snakemake workflow's jobs.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("point", help="run one sweep point; failures/missing GPUs become records")
+    p.add_argument("--output", required=True, help="the point's JSONL record file")
+    p.add_argument("--log", required=True, help="log file (appended)")
+    p.add_argument("--kind", required=True, help="record kind of a failed/skipped record")
+    p.add_argument("--name", required=True, help="record name of a failed/skipped record")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="params of a failed/skipped record (repeatable)")
+    p.add_argument("--needs-gpu", action="store_true",
+                   help="skip (and record as skipped) when no CUDA GPU is usable here")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    p.set_defaults(func=_point)
+    n = sub.add_parser("experiment-name",
+                       help="validate an experiments/*.yaml and print its name (for job scripts)")
+    n.add_argument("file", help="experiments/<x>.yaml")
+    n.add_argument("--kind", choices=("kernels", "scaling", "training"),
+                   help="fail unless the experiment is of this kind")
+    n.set_defaults(func=_experiment_name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValueError as exc:
+        print(f"hpc.workflow: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
