@@ -20,22 +20,22 @@ localrules:
 
 rule aggregate:
     input:
-        records=all_record_files(),
+        records=lambda wildcards: all_record_files(),
     output:
         csv=results_path("records", "all.csv"),
         parquet=results_path("records", "all.parquet"),
     log:
         results_path("logs", "analysis", "aggregate.log"),
-    run:
-        shell(
-            "python -m hpc report aggregate --records {input.records:q}"
-            " --csv {output.csv:q} --parquet {output.parquet:q} > {log:q} 2>&1"
-        )
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m hpc report aggregate --records {input.records:q}"
+        " --csv {output.csv:q} --parquet {output.parquet:q} > {log:q} 2>&1"
 
 
 rule report:
     input:
-        records=all_record_files(),
+        records=lambda wildcards: all_record_files(),
         table=rules.aggregate.output.csv,
         template="analysis/templates/report.html.j2",
     output:
@@ -52,9 +52,9 @@ rule report:
         ),
     log:
         results_path("logs", "analysis", "report.log"),
-    run:
-        shell(
-            "python -m hpc report build --records {input.records:q}"
-            " --template {input.template:q} --output {output.html:q}"
-            " --figures-dir {output.figures:q} > {log:q} 2>&1"
-        )
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m hpc report build --records {input.records:q}"
+        " --template {input.template:q} --output {output.html:q}"
+        " --figures-dir {output.figures:q} > {log:q} 2>&1"

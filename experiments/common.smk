@@ -20,6 +20,8 @@ import re
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 from hpc.config import load_experiment
 
 # The interpreter running Snakemake is the suite's virtualenv (make run calls
@@ -30,6 +32,14 @@ if VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ.update(PATH=os.pathsep.join([VENV_BIN, os.environ.get("PATH", "")]))
 
 RESULTS = config.get("results_dir", "results")
+
+# Threads of a benchmark-like job: every core of a local run (`--cores N`), so that no two
+# measurements share the machine. Cluster runs have no total core count; there the
+# profile's set-threads gives each rule its CPUs per task (1 if it names none).
+try:
+    ALL_CORES = int(workflow.cores)
+except (WorkflowError, TypeError, ValueError):
+    ALL_CORES = 1
 
 # Kernel backends that need a GPU: their benchmark jobs request one (resources gpu=1)
 # and record themselves as skipped on a node without one.
@@ -110,6 +120,17 @@ def scaling_points() -> list:
             for ranks in spec.get("ranks") or []:
                 points.append((spec["name"], str(mode), int(ranks)))
     return points
+
+
+def scaling_workdir(wildcards) -> str:
+    """Scratch directory of `hpc scale` (its HDF5 inputs and outputs) for one mode.
+
+    One per (experiment, mode): jobs of different rank counts reuse the generated inputs
+    and name their outputs by rank count, so jobs running at the same time on a cluster
+    never write the same file. It stays on the shared filesystem (the parallel-io path
+    needs every rank to see it) and is left in place as an input cache.
+    """
+    return results_path("scaling", wildcards.experiment, wildcards.mode, "work")
 
 
 def training_runs(spec: dict) -> list:

@@ -19,7 +19,7 @@
 # checkpoints), so a training job killed mid-way continues from its last finished epoch
 # when `snakemake` is started again; a fresh run starts from scratch (nothing to resume).
 #
-# Benchmark jobs take every core (threads: workflow.cores) so that locally no two
+# Benchmark jobs take every core (threads: ALL_CORES) so that locally no two
 # measurements share the machine; on SLURM the profile sets their CPUs per task.
 
 
@@ -40,7 +40,7 @@ rule bench_kernels:
         results_path("logs", "kernels", "{experiment}", "{backend}.log"),
     wildcard_constraints:
         backend=CPU_BACKEND_RE,
-    threads: workflow.cores
+    threads: ALL_CORES
     resources:
         runtime=60,
         mem_mb=8000,
@@ -63,7 +63,7 @@ rule bench_kernels_gpu:
         results_path("logs", "kernels", "{experiment}", "{backend}.log"),
     wildcard_constraints:
         backend=GPU_BACKEND_RE,
-    threads: workflow.cores
+    threads: ALL_CORES
     resources:
         runtime=60,
         mem_mb=16000,
@@ -87,7 +87,9 @@ rule scale_single:
         results_path("logs", "scaling", "{experiment}", "{mode}", "n{ranks}.log"),
     wildcard_constraints:
         ranks="1",
-    threads: workflow.cores
+    params:
+        workdir=scaling_workdir,
+    threads: ALL_CORES
     resources:
         runtime=60,
         mem_mb=8000,
@@ -99,7 +101,7 @@ rule scale_single:
         " --param experiment={wildcards.experiment} --param mode={wildcards.mode}"
         " --param ranks=1"
         " -- python -m hpc scale --experiment {input.experiment} --mode {wildcards.mode}"
-        " --output {output.records}"
+        " --workdir {params.workdir} --output {output.records}"
 
 
 rule scale_mpi:
@@ -111,7 +113,9 @@ rule scale_mpi:
         results_path("logs", "scaling", "{experiment}", "{mode}", "n{ranks}.log"),
     wildcard_constraints:
         ranks=r"[2-9]|[1-9][0-9]+",
-    threads: workflow.cores
+    params:
+        workdir=scaling_workdir,
+    threads: ALL_CORES
     resources:
         runtime=60,
         mem_mb=8000,
@@ -127,7 +131,7 @@ rule scale_mpi:
         " --param ranks={wildcards.ranks}"
         " -- {resources.mpi} -n {resources.tasks}"
         " python -m hpc scale --experiment {input.experiment} --mode {wildcards.mode}"
-        " --output {output.records}"
+        " --workdir {params.workdir} --output {output.records}"
 
 
 rule train_cpu:
@@ -140,7 +144,7 @@ rule train_cpu:
         results_path("logs", "training", "{experiment}", "cpu", "{run}.log"),
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.records),
-    threads: workflow.cores
+    threads: ALL_CORES
     resources:
         runtime=120,
         mem_mb=8000,
@@ -165,7 +169,7 @@ rule train_gpu:
         results_path("logs", "training", "{experiment}", "gpu", "{run}.log"),
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.records),
-    threads: workflow.cores
+    threads: ALL_CORES
     resources:
         runtime=120,
         mem_mb=16000,
@@ -192,7 +196,7 @@ rule train_ddp:
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.records),
         gpu=training_gpu_flag,
-    threads: workflow.cores
+    threads: ALL_CORES
     resources:
         runtime=120,
         mem_mb=8000,

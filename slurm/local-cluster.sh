@@ -11,10 +11,14 @@
 #
 # Everything lives in one temporary directory, $LOCAL_SLURM_DIR (default
 # /tmp/hpc-local-slurm): slurm.conf, the MUNGE key and socket, state, spool, logs, pid
-# files. Nothing under /etc is touched: clients and daemons find the configuration through
-# SLURM_CONF, and SLURM finds the private munged through `AuthInfo=socket=...` in
-# slurm.conf (the `munge`/`unmunge` tools would need `--socket`). Stopping removes the
-# directory again. start and stop are idempotent.
+# files; SLURM finds the private munged through `AuthInfo=socket=...` in slurm.conf (the
+# `munge`/`unmunge` tools would need `--socket`). The daemons and the printed environment
+# use SLURM_CONF. One link outside that directory: /etc/slurm/slurm.conf -> our slurm.conf,
+# created only when that file does not exist and removed again by stop. It is needed
+# because Snakemake's SLURM job step strips every SLURM_* variable (SLURM_CONF included)
+# before its inner `srun`, which then only finds the default path, as on a real cluster.
+# A real /etc/slurm/slurm.conf is never replaced (start then warns). Stopping removes the
+# directory and the link. start and stop are idempotent.
 #
 # Configuration choices, for a container without systemd or cgroup delegation:
 #   ProctrackType=proctrack/linuxproc, TaskPlugin=task/none (no cgroups needed);
@@ -30,6 +34,7 @@ set -euo pipefail
 
 DIR="${LOCAL_SLURM_DIR:-/tmp/hpc-local-slurm}"
 CONF="$DIR/slurm.conf"
+SYSTEM_CONF="${LOCAL_SLURM_SYSTEM_CONF:-/etc/slurm/slurm.conf}"
 PARTITION="${LOCAL_SLURM_PARTITION:-debug}"
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
@@ -137,6 +142,22 @@ wait_idle() {
   return 1
 }
 
+link_system_conf() {
+  if [ -L "$SYSTEM_CONF" ] || [ ! -e "$SYSTEM_CONF" ]; then
+    mkdir -p "$(dirname "$SYSTEM_CONF")"
+    ln -sfn "$CONF" "$SYSTEM_CONF"
+  else
+    echo "local-cluster: warning: $SYSTEM_CONF is a real file, left alone; jobs started by" \
+         "Snakemake's SLURM executor will read it instead of $CONF" >&2
+  fi
+}
+
+unlink_system_conf() {
+  if [ -L "$SYSTEM_CONF" ] && [ "$(readlink "$SYSTEM_CONF")" = "$CONF" ]; then
+    rm -f "$SYSTEM_CONF"
+  fi
+}
+
 start() {
   need_root
   ensure_packages
@@ -149,6 +170,7 @@ start() {
   mkdir -p "$DIR"/{state,spool,log,run}
   chmod 755 "$DIR"
   write_config
+  link_system_conf
   start_munge
   export SLURM_CONF="$CONF"
   pid_alive "$DIR/run/slurmctld.pid" || slurmctld -i
@@ -186,6 +208,7 @@ stop() {
     fi
   done
   kill_pidfile "$DIR/munge/munged.pid"
+  unlink_system_conf
   rm -rf "$DIR"
   echo "local-cluster: stopped" >&2
 }

@@ -191,7 +191,11 @@ def test_scaling_table_and_fits(record_dir):
     assert fits["Amdahl"].parallel_fraction == pytest.approx(fx.AMDAHL_F, abs=1e-6)
     assert fits["Gustafson"].parallel_fraction == pytest.approx(2 / 1.05 - 1)
     pr = tables.per_rank_table(df)
-    assert len(pr) == 1 + 2 + 4 and set(pr["host"]) == {"node1"}
+    strong_pr = pr[pr["mode"] == "strong"]             # from metrics.per_rank dicts
+    assert len(strong_pr) == 1 + 2 + 4 and set(strong_pr["host"]) == {"node1"}
+    assert strong_pr["rows"].tolist() == [4096, 2048, 2048, 1024, 1024, 1024, 1024]
+    weak_pr = pr[pr["mode"] == "weak"]                 # from the params.devices list alone
+    assert len(weak_pr) == 1 + 2 and set(weak_pr["device"]) == {"cpu"}
 
 
 def test_scaling_without_one_rank_baseline_is_relative_and_not_fitted(tmp_path):

@@ -173,3 +173,12 @@ def test_shared_harness_cases(data) -> None:
     case = data.draw(pool_cases(max_extra=4, max_planes=2))
     check_pool(case, "max", "numba-cuda")
     check_pool(case, "avg", "numba-cuda")
+
+
+@needs_cuda
+def test_select_device_validates_index() -> None:
+    from numba import cuda
+    nc.select_device(0)
+    count = 1 if cuda_common.simulator_enabled() else len(cuda.gpus)
+    with pytest.raises(ValueError, match=f"index={count}"):
+        nc.select_device(count)

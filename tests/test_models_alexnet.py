@@ -12,7 +12,7 @@ from hpc.models.alexnet import AlexNetImageNet, AlexNetSmall, build_model, small
 
 @pytest.mark.parametrize("size,spatial", [(32, 2), (64, 4), (128, 8)])
 def test_flatten_size_is_derived_from_input_size(size: int, spatial: int) -> None:
-    model = AlexNetSmall(num_classes=3, input_size=size)
+    model = AlexNetSmall(num_classes=3, input_size=size, hidden=64)  # small classifier: fast init
     assert small_feature_size(size) == spatial
     assert model.flatten_size == 256 * spatial * spatial
     assert model.classifier[1].in_features == 256 * spatial * spatial
@@ -70,10 +70,12 @@ def test_small_alexnet_rejects_bad_arguments(bad: dict) -> None:
 
 
 def test_imagenet_layouts() -> None:
-    classic = AlexNetImageNet(num_classes=1000, layout="classic")
+    # default widths except a narrow classifier (keeps the test fast; layout is what matters)
+    classic = AlexNetImageNet(layout="classic", channels=[96, 256, 384, 384, 256, 64, 64, 1000])
     assert classic.input_size == 227 and classic.flatten_size == 256 * 6 * 6
-    assert classic.features[0].out_channels == 96
-    tv = build_model("alexnet-imagenet", num_classes=10, input_size=224)
+    assert classic.features[0].out_channels == 96 and classic.features[0].stride == (4, 4)
+    tv = build_model("alexnet-imagenet", num_classes=10, input_size=224,
+                     channels=[64, 192, 384, 256, 256, 64, 64, 10])
     assert tv.layout == "torchvision" and tv.features[0].padding == (2, 2)
     with torch.no_grad():
         assert classic(torch.zeros(1, 3, 227, 227)).shape == (1, 1000)

@@ -1,12 +1,10 @@
 """MAC counts against published figures (NetAdapt, Yang et al. 2018) and the CLI."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from torch import nn
 
+from hpc.cli import main
 from hpc.models.alexnet import build_model
 from hpc.models.summary import summarize
 
@@ -48,14 +46,13 @@ def test_summary_restores_training_mode() -> None:
     assert model.training and all(m.training for m in model.modules() if isinstance(m, nn.Dropout))
 
 
-def test_cli_prints_table_with_netadapt_total() -> None:
-    out = subprocess.run([sys.executable, "-m", "hpc", "model", "summary", "--arch", "alexnet-imagenet",
-                          "--input-size", "224", "--classes", "10"], capture_output=True, text=True,
-                         check=True).stdout
+def test_cli_prints_table_with_netadapt_total(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["model", "summary", "--arch", "alexnet-imagenet", "--input-size", "224",
+                 "--classes", "10"]) == 0
+    out = capsys.readouterr().out
     assert "710,133,440" in out and "features.0" in out and "55x55" in out
 
 
-def test_cli_rejects_bad_size() -> None:
-    r = subprocess.run([sys.executable, "-m", "hpc", "model", "summary", "--input-size", "48"],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "input_size=48" in r.stderr
+def test_cli_rejects_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["model", "summary", "--input-size", "48"]) == 2
+    assert "input_size=48" in capsys.readouterr().err

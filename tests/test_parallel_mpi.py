@@ -78,10 +78,11 @@ def test_argument_errors_reported_by_every_rank(argv, message, tmp_path):
     proc = mpirun(3, ["-m", "hpc", "scale", "--path", "scatter", "--workdir", str(tmp_path),
                       "--output", str(out), *argv], timeout=120)
     assert proc.returncode != 0
-    lines = proc.stderr.splitlines()
-    errors = [line for line in lines if line.startswith("hpc scale: error:")]
-    assert len(errors) == 3, proc.stderr            # every rank, and it is the first line
-    assert lines[0].startswith("hpc scale: error:") and message in lines[0], proc.stderr
+    # every rank prints it as its first output; the launcher may interleave the ranks'
+    # lines on the shared stderr pipe, so count occurrences rather than lines
+    assert proc.stderr.count("hpc scale: error:") == 3, proc.stderr
+    assert proc.stderr.startswith("hpc scale: error:"), proc.stderr
+    assert proc.stderr.count(message) == 3, proc.stderr
     assert not out.exists()
 
 
@@ -102,6 +103,8 @@ def test_scale_driver_writes_one_record_per_point(tmp_path):
     for rec in records:
         assert rec["kind"] == "scaling" and rec["status"] == "ok"
         p, m = rec["params"], rec["metrics"]
+        expected_rows = {"maxpool2d": {"strong": 96, "weak": 192}, "matmul": {"strong": 32, "weak": 64}}
+        assert p["shape"][0] == expected_rows[p["op"]][p["mode"]]     # weak: rows grow with ranks
         assert p["ranks"] == 2 and len(p["hosts"]) == 2 and p["mpi_library_version"]
         assert p["devices"] == devices.split(",") * (2 if devices == "cpu" else 1)
         assert len(m["rank_compute_s"]) == 2 and m["load_imbalance"] >= 1.0
@@ -111,7 +114,7 @@ def test_scale_driver_writes_one_record_per_point(tmp_path):
         else:
             assert m["distribute_s"] == 0 and m["read_s"] > 0 and m["write_s"] > 0
         if p["op"] == "maxpool2d":
-            assert m["copy_bandwidth_gbs"] > 0 and sum(p["rows_per_rank"]) == (96 if p["mode"] == "strong" else 96)
+            assert m["copy_bandwidth_gbs"] > 0 and sum(p["rows_per_rank"]) == p["shape"][0] // 2
             assert p["weights"] is not None and len(p["weights"]) == 2
             if devices == "cpu,opencl":
                 assert p["emulated"] == [False, True]

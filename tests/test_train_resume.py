@@ -57,7 +57,7 @@ def _epochs_written(out: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGKILL], ids=lambda s: s.name)
 def test_interrupted_and_resumed_run_matches_uninterrupted(sig: signal.Signals, h5: Path, tmp_path: Path,
                                                            reference: dict) -> None:
     out = tmp_path / "run"

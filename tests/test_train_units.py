@@ -219,3 +219,29 @@ def test_lr_finder_math() -> None:
     loss = 2.0 - np.tanh((np.log10(grid) + 3) * 2) + np.where(grid > 0.1, 50 * grid, 0)
     steepest, min_lr = suggest(grid, loss, skip_start=0, skip_end=0)
     assert steepest == pytest.approx(1e-3, rel=0.3)
+
+
+def test_resolve_batch_size() -> None:
+    from hpc.train.loop import TrainingError, resolve_batch_size
+    assert resolve_batch_size("full", 195, 1, "d.h5") == 195
+    assert resolve_batch_size("full", 195, 2, "d.h5") == 98
+    assert resolve_batch_size("64", 195, 1, "d.h5") == 64
+    with pytest.raises(TrainingError, match=r"--batch-size 256 is larger than the training set \(195 samples in d\.h5\)"):
+        resolve_batch_size(256, 195, 1, "d.h5")
+    with pytest.raises(TrainingError, match="98 per rank with 2 ranks"):
+        resolve_batch_size(100, 195, 2, "d.h5")
+    with pytest.raises(TrainingError, match="expected an integer or 'full'"):
+        resolve_batch_size("half", 195, 1, "d.h5")
+
+
+@pytest.mark.parametrize("name", ["training-laptop", "training-study"])
+def test_shipped_experiments_validate(name: str) -> None:
+    from hpc.config import load_experiment
+    root = Path(__file__).resolve().parent.parent
+    exp = load_experiment(root / "experiments" / f"{name}.yaml")
+    assert exp["kind"] == "training" and exp["runs"]
+    for run in exp["runs"]:
+        assert run["arch"] == "alexnet-small" and run["width"] == 1.0 and run["hidden"] == 4096
+    if name == "training-study":
+        assert {r["name"]: (r["lr"], r["epochs"], r["optimizer"]) for r in exp["runs"]} == {
+            "cpu": (0.001, 50, "adam"), "gpu": (0.001, 50, "adam")}

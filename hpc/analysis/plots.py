@@ -7,6 +7,7 @@ figure as PNG and SVG (atomically) and keeps a base64 PNG for embedding in the H
 from __future__ import annotations
 
 import base64
+import math
 import io
 import os
 import re
@@ -21,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from hpc.analysis import metrics, study  # noqa: E402
 from hpc.atomic import atomic_path, ensure_writable_dir  # noqa: E402
@@ -67,6 +69,7 @@ class EmbeddedFigure:
     png_base64: str
     files: list[Path] = field(default_factory=list)
     wide: bool = False      # spans the full report width (multi-panel figures)
+    tall: bool = False      # many rows (bar charts of every point): full row, limited width
 
 
 class FigureSink:
@@ -83,9 +86,11 @@ class FigureSink:
             wide: bool | None = None) -> EmbeddedFigure | None:
         if fig is None:
             return None
-        if wide is None:  # multi-panel or very wide figures get the full row
-            w, _ = fig.get_size_inches()
-            wide = len(fig.axes) > 2 or w > 8.5 or sum(1 for a in fig.axes if a.get_label() != "<colorbar>") > 1
+        w, h = fig.get_size_inches()
+        tall = h > 6.0
+        if wide is None:  # multi-panel, very wide or very tall figures get the full row
+            wide = (tall or w > 8.5
+                    or sum(1 for a in fig.axes if a.get_label() != "<colorbar>") > 1)
         key = _slug(key)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", metadata={"Software": None})  # constrained layout already fits
@@ -103,7 +108,8 @@ class FigureSink:
                 files.append(target)
         plt.close(fig)
         emb = EmbeddedFigure(key=key, title=title, caption=caption,
-                             png_base64=base64.b64encode(png).decode("ascii"), files=files, wide=wide)
+                             png_base64=base64.b64encode(png).decode("ascii"), files=files, wide=wide,
+                             tall=tall)
         self.figures.append(emb)
         return emb
 
@@ -126,25 +132,38 @@ def _styled(func):  # type: ignore[no-untyped-def]
 
 
 # ----------------------------------------------------------------------------- kernels
+def _is_batch_shape(shape: str) -> bool:
+    """'8x96x55x55' is an NCHW batch (N*C > 1); '1x1x1024x1024' and '1024x1024' are images."""
+    parts = [p for p in str(shape).split("x") if p]
+    try:
+        return len(parts) == 4 and int(parts[0]) * int(parts[1]) > 1
+    except ValueError:
+        return False
+
+
 @_styled
-def plot_time_vs_size(kt: pd.DataFrame, op: str, show_study: bool = True) -> Figure | None:
+def plot_time_vs_size(kt: pd.DataFrame, op: str, show_study: bool = True,
+                      batches: bool | None = None) -> Figure | None:
     """Median time vs input elements (log-log), one line per backend/variant/device class.
 
     For max pooling and matmul the study's published single figures are drawn as red
     error bars (their ranges) at their size, so the reader sees both on one axis.
     """
     d = kt[(kt["op"] == op)].dropna(subset=["median_s", "elements"])
+    if batches is not None and "shape" in d.columns:
+        is_batch = d["shape"].map(_is_batch_shape)
+        d = d[is_batch] if batches else d[~is_batch]
     if d.empty:
         return None
     fig, (ax,) = _new(width=7.6, height=4.0)
-    d = d.assign(label=[" ".join(x for x in (b, v, f"[{c}]" if c != "cpu" else "", w) if x)
+    d = d.assign(label=[" ".join(x for x in (b, v, f"[{c}]" if c not in ("cpu", b) else "", w) if x)
                         for b, v, c, w in zip(d["backend"], d["variant"], d["device_class"], d["window"])])
     for i, (label, g) in enumerate(d.groupby("label", sort=True)):
         g = g.groupby("elements", as_index=False)["median_s"].min().sort_values("elements")
         style = "--" if label.startswith("study") else "-"
         ax.plot(g["elements"], g["median_s"], style, marker="o", ms=3.5, lw=1.4,
                 color=PALETTE[i % len(PALETTE)], label=label)
-    if show_study:
+    if show_study and not batches:
         shown = False
         for f in study.figures("kernel"):
             if op_family(f.params.get("op", "")) != op_family(op):
@@ -163,7 +182,7 @@ def plot_time_vs_size(kt: pd.DataFrame, op: str, show_study: bool = True) -> Fig
     ax.set_xlim(lo / 1.6, hi * 1.6)  # room for the study's annotations at the edges
     ax.set_xlabel("input elements" + (" (per operand)" if op == "matmul" else ""))
     ax.set_ylabel("median time [s]")
-    ax.set_title(f"{op}: time vs size")
+    ax.set_title(f"{op}: time vs size" + (" (NCHW batches)" if batches else ""))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
 
@@ -172,28 +191,34 @@ def plot_time_vs_size(kt: pd.DataFrame, op: str, show_study: bool = True) -> Fig
 def plot_bound_fraction(kt: pd.DataFrame, column: str = "bound_fraction",
                         target: float | None = 0.8, title: str = "bandwidth / same-run copy bound"
                         ) -> Figure | None:
-    """Horizontal bars: fraction of the bound per (op, window, shape, backend)."""
-    d = kt.dropna(subset=[column])
+    """Grouped horizontal bars: one group per measured point (op, window, shape), one bar
+    per backend (colour, legend). The study's method is left out: it is slow on purpose
+    and sits at ~0% everywhere (its times are in the tables)."""
+    d = kt[kt["backend"] != "study"].dropna(subset=[column])
     if d.empty:
         return None
-    d = d.sort_values(["op", "window", "elements", "backend", "variant"])
-    labels = [" ".join(x for x in (o, w, s, "\u2014", b, v) if x)
-              for o, w, s, b, v in zip(d["op"], d["window"], d["shape"], d["backend"], d["variant"])]
-    height = max(2.4, 0.24 * len(d) + 1.0)
-    fig, (ax,) = _new(width=7.2, height=min(height, 18))
-    backends = sorted(d["backend"].unique())
-    colors = [PALETTE[backends.index(b) % len(PALETTE)] for b in d["backend"]]
-    y = np.arange(len(d))
-    ax.barh(y, d[column], color=colors, height=0.7)
-    for yi, v in zip(y, d[column]):
-        ax.text(v + 0.01, yi, f"{v:.0%}", va="center", fontsize=7)
-    ax.set_yticks(y, labels, fontsize=7)
+    d = d.assign(series=[f"{b}:{v}" if v else b for b, v in zip(d["backend"], d["variant"])],
+                 point=[" ".join(x for x in (o, w, s) if x) for o, w, s in zip(d["op"], d["window"], d["shape"])])
+    order = d.sort_values(["op", "window", "elements"])["point"].drop_duplicates().tolist()
+    series = sorted(d["series"].unique())
+    k = len(series)
+    bar_h = 0.8 / k
+    height = max(2.6, len(order) * (0.11 * k + 0.14) + 1.2)
+    fig, (ax,) = _new(width=7.6, height=min(height, 24))
+    for j, name in enumerate(series):
+        g = d[d["series"] == name].groupby("point")[column].max()
+        ys = [order.index(p) - 0.4 + (j + 0.5) * bar_h for p in g.index]
+        ax.barh(ys, g.to_numpy(dtype=float), height=bar_h * 0.92, color=PALETTE[j % len(PALETTE)], label=name)
+        if len(order) * k <= 40:
+            for yv, v in zip(ys, g.to_numpy(dtype=float)):
+                ax.text(v + 0.01, yv, f"{v:.0%}", va="center", fontsize=6.5)
+    ax.set_yticks(range(len(order)), order, fontsize=7)
     ax.invert_yaxis()
     ax.axvline(1.0, color="black", lw=1)
     if target is not None:
         ax.axvline(target, color="grey", lw=1, ls="--", label=f"target {target:.0%}")
-        ax.legend(loc="lower right", framealpha=0.9, frameon=True)
-    ax.set_xlim(0, max(1.1, float(d[column].max()) * 1.15))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    ax.set_xlim(0, max(1.1, float(d[column].max()) * 1.12))
     ax.set_xlabel("fraction of bound")
     ax.set_title(title)
     ax.grid(axis="y", visible=False)
@@ -206,46 +231,73 @@ def _group_label(g: pd.DataFrame) -> str:
     return " ".join(str(x) for x in (r["op"], r["path"], r["devices"], r["problem"]) if str(x))
 
 
+def _legend_below(fig: Figure, handles: list, labels: list[str]) -> None:
+    """One legend under all panels: many experiments would otherwise cover the data."""
+    ncols = 1 if len(labels) <= 2 else (2 if len(labels) <= 8 else 3)
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=7.5)
+
+
+def _line(**kw):  # type: ignore[no-untyped-def]
+    from matplotlib.lines import Line2D
+    return Line2D([], [], **kw)
+
+
+def _legend_rows(n: int) -> float:
+    """Figure height (inches) a legend of n entries below the panels needs."""
+    ncols = 1 if n <= 2 else (2 if n <= 8 else 3)
+    return 0.2 * math.ceil(n / ncols) + 0.3
+
+
 @_styled
 def plot_strong_scaling(st: pd.DataFrame, fits: Sequence[object] = ()) -> Figure | None:
     """Speed-up and efficiency vs ranks (strong scaling) with the ideal line, the fitted
-    Amdahl curve of each group and the study's 61.21% Amdahl curve."""
+    Amdahl curve of each experiment (same colour, dash-dot) and the study's 61.21% curve."""
     d = st[st["mode"] != "weak"].dropna(subset=["speedup"])
     if d.empty:
         return None
-    fig, (ax1, ax2) = _new(ncols=2, width=4.6, height=3.8)
+    from hpc.analysis.tables import SCALING_GROUP, _group_label as group_text  # local: avoid cycle
+    groups = list(d.groupby(SCALING_GROUP, sort=True, dropna=False))
+    n_leg = len(groups) + 5
+    fig, (ax1, ax2) = _new(ncols=2, width=5.0, height=3.6 + _legend_rows(n_leg))
     nmax = max(2.0, float(d["ranks"].max()))
     grid = np.linspace(1, nmax, 100)
-    ax1.plot(grid, grid, color="black", lw=1, ls=":", label="ideal")
+    ax1.plot(grid, grid, color="black", lw=1, ls=":")
     ax1.plot(grid, [metrics.amdahl_speedup(study.STUDY_PARALLEL_FRACTION, n) for n in grid],
-             color=STUDY_COLOR, lw=1.2, ls="--", label=f"study Amdahl f={study.STUDY_PARALLEL_FRACTION:.2%}")
-    ax2.axhline(1.0, color="black", lw=1, ls=":", label="ideal")
-    from hpc.analysis.tables import SCALING_GROUP, _group_label as group_text  # local: avoid cycle
+             color=STUDY_COLOR, lw=1.4, ls="--")
+    ax2.axhline(1.0, color="black", lw=1, ls=":")
     fit_by_group = {getattr(f, "group", None): f for f in fits if getattr(f, "law", "") == "Amdahl"}
-    for i, (_, g) in enumerate(d.groupby(SCALING_GROUP, sort=True, dropna=False)):
+    handles = [_line(color="black", lw=1, ls=":"),
+               _line(color=STUDY_COLOR, lw=1.4, ls="--"),
+               _line(color="grey", ls="-", marker="o", ms=4), _line(color="grey", ls="--", marker="s", ms=3),
+               _line(color="grey", ls="-.")]
+    labels = ["ideal", f"study: Amdahl f = {study.STUDY_PARALLEL_FRACTION:.2%}", "total time",
+              "compute phase", "our Amdahl fit (same colour)"]
+    for i, (_, g) in enumerate(groups):
         g = g.sort_values("ranks")
         c = PALETTE[i % len(PALETTE)]
-        lab = _group_label(g)
-        ax1.plot(g["ranks"], g["speedup"], marker="o", color=c, label=lab)
-        ax2.plot(g["ranks"], g["efficiency"], marker="o", color=c, label=lab + " (total)")
+        ax1.plot(g["ranks"], g["speedup"], marker="o", ms=4, color=c)
+        ax2.plot(g["ranks"], g["efficiency"], marker="o", ms=4, color=c)
         if g["compute_efficiency"].notna().any():
-            ax2.plot(g["ranks"], g["compute_efficiency"], marker="s", ms=3, ls="--", color=c, alpha=0.7,
-                     label=lab + " (compute)")
+            ax2.plot(g["ranks"], g["compute_efficiency"], marker="s", ms=3, ls="--", color=c, alpha=0.8)
         f = fit_by_group.get(group_text(g.iloc[0]))
+        lab = _group_label(g)
         if f is not None:
             pf = float(getattr(f, "parallel_fraction"))
-            ax1.plot(grid, [metrics.amdahl_speedup(pf, n) for n in grid], color=c, lw=1, ls="-.",
-                     alpha=0.8, label=f"Amdahl fit f={pf:.2%}")
+            ax1.plot(grid, [metrics.amdahl_speedup(pf, n) for n in grid], color=c, lw=1, ls="-.", alpha=0.8)
+            lab += f" (fit f = {pf:.1%})"
+        handles.append(_line(color=c, lw=2))
+        labels.append(lab)
     ax1.set_xlabel("ranks")
     ax1.set_ylabel("speed-up")
     ax1.set_title("strong scaling: speed-up")
     ax2.set_xlabel("ranks")
     ax2.set_ylabel("parallel efficiency")
     ax2.set_title("strong scaling: efficiency")
-    ax2.set_ylim(0, max(1.15, float(np.nanmax(d[["efficiency", "compute_efficiency"]].to_numpy(dtype=float))) * 1.1))
+    top = np.nanmax(d[["efficiency", "compute_efficiency"]].to_numpy(dtype=float))
+    ax2.set_ylim(0, max(1.15, float(top) * 1.1))
     for ax in (ax1, ax2):
         ax.set_xticks(sorted(d["ranks"].unique()))
-        ax.legend(fontsize=7)
+    _legend_below(fig, handles, labels)
     return fig
 
 
@@ -255,33 +307,38 @@ def plot_weak_scaling(st: pd.DataFrame) -> Figure | None:
     d = st[st["mode"] == "weak"].dropna(subset=["efficiency"])
     if d.empty:
         return None
-    fig, (ax,) = _new(width=6.0, height=3.6)
-    ax.axhline(1.0, color="black", lw=1, ls=":", label="ideal")
-    ax.axhline(0.9, color="grey", lw=1, ls="--", label="target 90% (compute)")
     from hpc.analysis.tables import SCALING_GROUP
-    for i, (_, g) in enumerate(d.groupby(SCALING_GROUP, sort=True, dropna=False)):
+    groups = list(d.groupby(SCALING_GROUP, sort=True, dropna=False))
+    fig, (ax,) = _new(width=6.0, height=3.4 + _legend_rows(len(groups) + 4))
+    ax.axhline(1.0, color="black", lw=1, ls=":")
+    ax.axhline(0.9, color="grey", lw=1, ls="--")
+    handles = [_line(color="black", lw=1, ls=":"), _line(color="grey", lw=1, ls="--"),
+               _line(color="grey", ls="-", marker="o", ms=4), _line(color="grey", ls="--", marker="s", ms=3)]
+    labels = ["ideal", "target 90% (compute)", "total time", "compute phase"]
+    for i, (_, g) in enumerate(groups):
         g = g.sort_values("ranks")
         c = PALETTE[i % len(PALETTE)]
-        lab = _group_label(g)
-        ax.plot(g["ranks"], g["efficiency"], marker="o", color=c, label=lab + " (total)")
+        ax.plot(g["ranks"], g["efficiency"], marker="o", ms=4, color=c)
         if g["compute_efficiency"].notna().any():
-            ax.plot(g["ranks"], g["compute_efficiency"], marker="s", ms=3, ls="--", color=c,
-                    label=lab + " (compute)")
+            ax.plot(g["ranks"], g["compute_efficiency"], marker="s", ms=3, ls="--", color=c, alpha=0.8)
+        handles.append(_line(color=c, lw=2))
+        labels.append(_group_label(g))
     ax.set_xticks(sorted(d["ranks"].unique()))
-    ax.set_ylim(0, max(1.15, float(np.nanmax(d[["efficiency", "compute_efficiency"]].to_numpy(dtype=float))) * 1.1))
+    top = np.nanmax(d[["efficiency", "compute_efficiency"]].to_numpy(dtype=float))
+    ax.set_ylim(0, max(1.15, float(top) * 1.1))
     ax.set_xlabel("ranks")
-    ax.set_ylabel("weak-scaling efficiency")
+    ax.set_ylabel("weak-scaling efficiency t\u2081/t\u2099")
     ax.set_title("weak scaling: efficiency")
-    ax.legend(fontsize=7)
+    _legend_below(fig, handles, labels)
     return fig
 
 
 @_styled
 def plot_phases(st: pd.DataFrame) -> Figure | None:
-    """Stacked bars of distribute / compute / gather time per run (max over ranks).
+    """Stacked bars of read/distribute, compute and gather/write time per run (max over ranks).
 
-    One panel per scaling mode: strong runs (whole problem) and weak runs (per-rank
-    problem) differ by orders of magnitude and would hide each other on one axis.
+    One panel per scaling mode, stacked vertically: strong runs (whole problem) and weak
+    runs (per-rank problem) differ by orders of magnitude and would hide each other.
     """
     if st.empty:
         return None
@@ -290,28 +347,38 @@ def plot_phases(st: pd.DataFrame) -> Figure | None:
         return None
     d = st.dropna(subset=phases, how="all").sort_values(["mode", "op", "problem", "path", "ranks"])
     modes = sorted(d["mode"].unique())
-    widths = [max(3.0, 1.1 * int((d["mode"] == m).sum()) + 1.2) for m in modes]
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(modes), figsize=(sum(widths), 4.2), squeeze=False,
-                                 layout="constrained", gridspec_kw={"width_ratios": widths})
+    n_max = max(int((d["mode"] == m).sum()) for m in modes)
+    if n_max <= 6:  # few runs: panels side by side
+        with plt.rc_context(STYLE):
+            fig, axes = plt.subplots(1, len(modes), figsize=(max(5.5, 4.6 * len(modes)), 4.0),
+                                     squeeze=False, layout="constrained")
+        axes = axes.T
+    else:           # many runs: one full-width panel per mode, one above the other
+        width = min(11.0, max(5.5, 0.42 * n_max + 2.0))
+        with plt.rc_context(STYLE):
+            fig, axes = plt.subplots(len(modes), 1, figsize=(width, 3.6 * len(modes) + 0.4),
+                                     squeeze=False, layout="constrained")
     names = {"t_distribute_s": "read/distribute", "t_compute_s": "compute", "t_gather_s": "gather/write"}
     colors = {"t_distribute_s": "#9ecae1", "t_compute_s": "#3182bd", "t_gather_s": "#fdae6b"}
-    for ax, mode in zip(axes[0], modes):
+    for ax, mode in zip(axes[:, 0], modes):
         g = d[d["mode"] == mode]
-        labels = [f"{p}\n{pr}\n{int(n)} rank{'s' if n != 1 else ''}"
-                  for p, pr, n in zip(g["path"], g["problem"], g["ranks"])]
+        many = len(g) > 6
+        sep = " " if many else "\n"
+        labels = [sep.join(x for x in (o, p, pr, f"P={int(n)}") if x)
+                  for o, p, pr, n in zip(g["op"], g["path"], g["problem"], g["ranks"])]
         x = np.arange(len(g))
         bottom = np.zeros(len(g))
         for p in phases:
             v = g[p].fillna(0).to_numpy(dtype=float)
             ax.bar(x, v, bottom=bottom, color=colors[p], label=names[p], width=0.7)
             bottom += v
-        many = len(g) > 10
-        ax.set_xticks(x, labels, fontsize=7, rotation=60 if many else 0, ha="right" if many else "center")
-        ax.set_ylabel("time [s] (max over ranks)")
+        ax.set_xticks(x, labels, fontsize=6.5 if many else 7, rotation=35 if many else 0,
+                      ha="right" if many else "center", rotation_mode="anchor" if many else "default")
+        ax.set_ylabel("time [s], max over ranks")
         ax.set_title(f"time per phase: {mode or 'scaling'} scaling")
         ax.grid(axis="x", visible=False)
-    axes[0][-1].legend(loc="upper right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=len(phases))
     return fig
 
 
@@ -351,6 +418,8 @@ def plot_training_curves(et: pd.DataFrame) -> Figure | None:
                 ax.plot(g["epoch"], g[f"train_{m}"], color=c, label=f"{run} train")
             if g[f"val_{m}"].notna().any():
                 ax.plot(g["epoch"], g[f"val_{m}"], color=c, ls="--", label=f"{run} val")
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax1.set_title("loss")
     ax1.set_xlabel("epoch")
     ax2.set_title("accuracy")

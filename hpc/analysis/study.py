@@ -112,8 +112,8 @@ STUDY_NOTES: tuple[str, ...] = (
     "The study's max-pooling tables covered image sizes 4 to 1024 (time grows about 4x per "
     "size doubling); the issue quotes only the 1024x1024 figures, so only those are shown.",
     "The issue also mentions a Tesla K20 max-pooling table but quotes no figures from it.",
-    "The study planned MPI runs on 2 cluster nodes with 2 to 32 processes but did not report "
-    "measured scaling; its speed-up figure comes from Amdahl's law with a 61.21% parallel fraction.",
+    "The study planned MPI runs on 2 cluster nodes with 2 to 32 processes but never got past "
+    "per-window GPU copies; its speed-up figure is an Amdahl estimate with a 61.21% parallel fraction.",
 )
 
 STUDY_PARALLEL_FRACTION = 0.6121

@@ -29,11 +29,20 @@ def col(df: pd.DataFrame, name: str, default: Any = np.nan) -> pd.Series:
 
 
 def first_col(df: pd.DataFrame, *names: str) -> pd.Series:
-    """The first of several candidate column names that exists (producers name things differently)."""
-    for n in names:
-        if n in df.columns:
-            return df[n]
-    return col(df, names[0])
+    """Row-wise first non-missing value among candidate columns.
+
+    Producers name things differently (``kernel`` vs ``kernel_size``) and one table holds
+    every producer's records, so the choice is made per row, not per column.
+    """
+    present = [n for n in names if n in df.columns]
+    if not present:
+        return col(df, names[0])
+    if len(present) == 1:
+        return df[present[0]]
+    values = []
+    for row in zip(*(df[n] for n in present)):
+        values.append(next((v for v in row if not _is_missing(v)), np.nan))
+    return pd.Series(values, index=df.index, dtype=object)
 
 
 def of_kind(df: pd.DataFrame, kind: str, status: str | None = "ok") -> pd.DataFrame:
@@ -287,7 +296,15 @@ def study_speedups(kt: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- scaling
 SCALING_GROUP = ["mode", "op", "path", "backend", "devices", "dtype", "window", "problem"]
+# op also carries the matmul algorithm and a weighted split (see scaling_table)
 PHASES = ("t_distribute_s", "t_compute_s", "t_gather_s")
+
+
+def _square(v: Any) -> str:
+    """A size param: 2048 -> '2048x2048' (the driver's square images), lists as usual."""
+    if isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer()):
+        return f"{int(v)}x{int(v)}"
+    return as_key(v)
 
 
 def _devices_label(v: Any) -> str:
@@ -308,26 +325,46 @@ def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
     s = of_kind(df, "scaling")
     base_cols = SCALING_GROUP + ["ranks", "baseline_ranks", *PHASES, "t_total_s", "imbalance",
                                  "speedup", "efficiency", "compute_efficiency", "karp_flatt",
-                                 "scaled_speedup", "copy_bound_gbs"]
+                                 "scaled_speedup", "bandwidth_gbs", "copy_bound_gbs", "bound_fraction"]
     if s.empty:
         return pd.DataFrame(columns=base_cols)
     out = pd.DataFrame(index=s.index)
     out["mode"] = col(s, "params.mode").map(as_key)
     out["op"] = col(s, "params.op").map(as_key)
+    algorithm = col(s, "params.algorithm").map(as_key)
+    split = col(s, "params.split").map(as_key)
+    # matmul algorithm (1d/summa) and a weighted split are different experiments
+    out["op"] = [" ".join(x for x in (o, a, "weighted" if sp == "weighted" else "") if x)
+                 for o, a, sp in zip(out["op"], algorithm, split)]
     out["path"] = col(s, "params.path").map(as_key)
-    out["backend"] = col(s, "params.backend").map(as_key)
+    out["backend"] = first_col(s, "params.backend", "params.backends").map(_devices_label)
     out["devices"] = first_col(s, "params.devices", "params.device").map(_devices_label)
     out["dtype"] = col(s, "params.dtype").map(as_key)
     ks = first_col(s, "params.kernel", "params.kernel_size")
     out["window"] = [window_label(a, b, c) for a, b, c in
                      zip(ks, col(s, "params.stride"), col(s, "params.padding"))]
-    total = first_col(s, "params.shape", "params.size").map(as_key)
+    total = first_col(s, "params.shape", "params.size").map(_square)
+    # weak scaling: the per-rank size is fixed, the total shape grows with the ranks
     per_rank = first_col(s, "params.size_per_rank", "params.shape_per_rank", "params.local_shape",
-                         "params.shape", "params.size").map(as_key)
+                         "params.size", "params.shape").map(_square)
     out["problem"] = np.where(out["mode"] == "weak", "per rank " + per_rank, total)
     out["ranks"] = _num(first_col(s, "params.ranks", "metrics.ranks"))
-    for m in (*PHASES, "t_total_s", "imbalance", "copy_bound_gbs"):
-        out[m] = _num(col(s, f"metrics.{m}"))
+    # phases: t_<phase>_s, or hpc.parallel.driver's read/distribute/compute/gather/write_s
+    for canon, parts in (("t_distribute_s", ("read_s", "distribute_s")), ("t_compute_s", ("compute_s",)),
+                         ("t_gather_s", ("gather_s", "write_s")), ("t_total_s", ("total_s",))):
+        if f"metrics.{canon}" in s.columns:
+            out[canon] = _num(s[f"metrics.{canon}"])
+        else:
+            cols_ = [_num(s[f"metrics.{p}"]) for p in parts if f"metrics.{p}" in s.columns]
+            out[canon] = (pd.concat(cols_, axis=1).sum(axis=1, min_count=1) if cols_
+                          else pd.Series(np.nan, index=s.index))
+    out["imbalance"] = _num(first_col(s, "metrics.imbalance", "metrics.load_imbalance"))
+    out["copy_bound_gbs"] = _num(first_col(s, "metrics.copy_bound_gbs", "metrics.copy_bandwidth_gbs"))
+    out["bandwidth_gbs"] = _num(col(s, "metrics.bandwidth_gbs"))
+    out["bound_fraction"] = _num(col(s, "metrics.bound_fraction"))
+    miss = out["bound_fraction"].isna()
+    out.loc[miss, "bound_fraction"] = [_safe(metrics.bandwidth_fraction, a, b) for a, b in
+                                       zip(out.loc[miss, "bandwidth_gbs"], out.loc[miss, "copy_bound_gbs"])]
     out = out.dropna(subset=["ranks"])
     out[["baseline_ranks", "speedup", "efficiency", "compute_efficiency", "karp_flatt",
          "scaled_speedup"]] = np.nan
@@ -410,12 +447,20 @@ def per_rank_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per-rank figures of every scaling run (device, host, rows, times), one row per rank."""
     s = of_kind(df, "scaling")
     rows: list[dict[str, Any]] = []
-    if s.empty or "metrics.per_rank" not in s.columns:
+    if s.empty:
         return pd.DataFrame(rows)
+    # hpc.parallel.driver: parallel per-rank lists instead of a list of dicts
+    list_cols = {"device": "params.devices", "device_name": "params.device_names", "host": "params.hosts",
+                 "backend": "params.backends", "rows": "params.rows_per_rank", "weight": "params.weights",
+                 "compute_s": "metrics.rank_compute_s", "copy_gbs": "metrics.rank_copy_bandwidth_gbs"}
     for _, r in s.iterrows():
-        pr = r["metrics.per_rank"]
+        pr = r.get("metrics.per_rank")
         if not isinstance(pr, list):
-            continue
+            lists = {k: r.get(c) for k, c in list_cols.items() if isinstance(r.get(c), list)}
+            n = max((len(v) for v in lists.values()), default=0)
+            if n == 0:
+                continue
+            pr = [{"rank": i, **{k: v[i] for k, v in lists.items() if i < len(v)}} for i in range(n)]
         for i, item in enumerate(pr):
             if not isinstance(item, dict):
                 continue
@@ -655,6 +700,12 @@ def provenance_table(df: pd.DataFrame) -> pd.DataFrame:
         ts = df["provenance.timestamp"].dropna().astype(str)
         if not ts.empty:
             rows.insert(0, {"field": "time span", "values": f"{ts.min()} \u2013 {ts.max()}"})
+    # one row for all package versions instead of one per package
+    versions = [r for r in rows if r["field"].startswith("versions.")]
+    if versions:
+        rows = [r for r in rows if not r["field"].startswith("versions.")]
+        rows.append({"field": "package versions",
+                     "values": ", ".join(f"{r['field'][9:]} {r['values']}" for r in versions)})
     merged: dict[str, str] = {}
     for r in rows:
         merged[r["field"]] = (merged[r["field"]] + ", " + r["values"]) if r["field"] in merged else r["values"]

@@ -26,7 +26,7 @@ from hpc.data.split import make_split
 from hpc.data.volumes import Volume, check_same_grid, load_volume, reference_grid
 from hpc.data.writer import SliceTable, write_dataset
 
-VERSION_PACKAGES = ("numpy", "scipy", "nibabel", "h5py", "pillow", "hpc-mri")
+VERSION_PACKAGES = ("numpy", "scipy", "nibabel", "nilearn", "h5py", "pillow", "hpc-mri")
 
 
 @dataclasses.dataclass

@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="suite configuration YAML (default: %(default)s)")
     b.add_argument("--output", type=Path, help="HDF5 file to write (default: config dataset.output)")
     b.add_argument("--input", help="override dataset.input: 'sample', a directory or a .csv manifest")
-    b.add_argument("--records", type=Path,
+    b.add_argument("--records",
                    help="JSONL file for the build record (default: config dataset.records; '' = none)")
     b.add_argument("--strict", action="store_true", default=None,
                    help="exit 1 and write nothing if any input is rejected (default: config dataset.strict)")
@@ -55,7 +55,8 @@ def run_build(args: argparse.Namespace) -> int:
         cfg["input"] = args.input
     output = args.output if args.output is not None else Path(cfg["output"])
     cfg["output"] = str(output)
-    records = args.records if args.records is not None else (Path(cfg["records"]) if cfg["records"] else None)
+    records_arg = cfg["records"] if args.records is None else args.records
+    records = Path(records_arg) if records_arg else None
     strict = cfg["strict"] if args.strict is None else args.strict
     try:
         result = build_dataset(cfg, output, strict=strict, progress=not args.no_progress)
@@ -73,7 +74,7 @@ def run_build(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in result.class_counts.items())
     print(f"{summary}; wrote {result.output} ({result.file_size_bytes / 1024:.1f} KiB) in "
           f"{result.elapsed_s:.2f} s [{counts}]", file=sys.stderr)
-    if records and str(records):
+    if records is not None:
         rec = new_record("dataset", f"dataset {Path(str(cfg['input'])).name} -> {result.output.name}",
                          params={"input": str(cfg["input"]), "output": str(result.output),
                                  "slice_axis": cfg["slice_axis"], "image_size": cfg["image_size"],

@@ -50,6 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="skip comparing each result with the NumPy reference")
     p.add_argument("--output", type=Path, help="JSONL to append to (default results/kernels/<name>.jsonl)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--markdown", action="store_true", help="print the result table as Markdown")
     p.set_defaults(func=run)
 
 
@@ -244,7 +245,11 @@ HEADER = ["op", "backend", "shape", "k/s/p", "dtype", "median ms", "IQR ms", "ra
           "fraction", "status"]
 
 
-def format_table(records: list[Any]) -> str:
+def format_table(records: list[Any], markdown: bool = False) -> str:
+    """A fixed-width text table, or a Markdown table (``--markdown``, for docs/benchmarks)."""
+    if markdown:
+        body = [HEADER, ["---"] * len(HEADER)] + [table_row(r) for r in records]
+        return "\n".join("| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in body)
     rows = [HEADER] + [table_row(r) for r in records]
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(HEADER))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
@@ -282,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
         append_record(output, rec)
         records.append(rec)
     bar.close()
-    print(format_table(records))
+    print(format_table(records, markdown=args.markdown))
     counts = {s: sum(r.status == s for r in records) for s in ("ok", "skipped", "failed")}
     print(f"\n{len(records)} points: {counts['ok']} ok, {counts['skipped']} skipped, "
           f"{counts['failed']} failed -> {output}")

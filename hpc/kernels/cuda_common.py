@@ -96,9 +96,11 @@ def to_numba_device(x: Any) -> tuple[Any, str]:
     if kind == "numpy":
         return cuda.to_device(np.ascontiguousarray(x)), kind
     if kind == "torch-cpu":
-        return cuda.to_device(np.ascontiguousarray(x.numpy())), kind
+        return cuda.to_device(np.ascontiguousarray(x.detach().numpy())), kind
     if kind == "numba" and hasattr(x, "copy_to_host"):
         return x, kind  # already a numba device array (real or simulator)
+    if kind == "torch":
+        x = x.detach()  # a tensor that requires grad refuses __cuda_array_interface__
     return cuda.as_cuda_array(x), kind
 
 

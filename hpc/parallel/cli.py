@@ -50,6 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads-per-rank", type=int, help="numba/BLAS threads per rank (default 1)")
     parser.add_argument("--no-copy-bandwidth", dest="copy_bandwidth", action="store_false", default=None,
                         help="skip the node copy-bandwidth measurement")
+    parser.add_argument("--numpy-hugepages", action="store_true", default=None,
+                        help="keep NumPy's MADV_HUGEPAGE on large arrays (off: avoids THP compaction stalls)")
     parser.add_argument("--workdir", help="where input/output HDF5 files go (default results/scaling/work)")
     parser.add_argument("--output", help="JSONL records (written by rank 0 when every rank succeeded); "
                                          "default results/scaling/<name>-P<ranks>.jsonl")
@@ -74,12 +76,12 @@ def resolve_settings(args: argparse.Namespace, ranks: int) -> Any:
         s.name = exp["name"]
         for key in ("modes", "ops", "sizes", "weak_sizes", "matmul_sizes", "matmul_algorithms", "paths",
                     "kernel_size", "stride", "padding", "ceil_mode", "dtype", "devices", "split",
-                    "repeats", "warmup", "threads_per_rank", "copy_bandwidth", "workdir"):
+                    "repeats", "warmup", "threads_per_rank", "copy_bandwidth", "numpy_hugepages", "workdir"):
             if key in exp:
                 setattr(s, key, exp[key])
     for key in ("modes", "ops", "sizes", "weak_sizes", "matmul_sizes", "matmul_algorithms", "paths",
                 "kernel_size", "stride", "padding", "ceil_mode", "dtype", "devices", "split", "repeats",
-                "warmup", "threads_per_rank", "copy_bandwidth", "workdir", "output"):
+                "warmup", "threads_per_rank", "copy_bandwidth", "numpy_hugepages", "workdir", "output"):
         value = getattr(args, key, None)
         if value is not None:
             setattr(s, key, value)

@@ -65,6 +65,7 @@ class Settings:
     warmup: int = 1
     threads_per_rank: int = 1
     copy_bandwidth: bool = True
+    numpy_hugepages: bool = False
     workdir: str = "results/scaling/work"
     output: str | None = None
 
@@ -119,6 +120,16 @@ def validate_points(s: Settings, ranks: int) -> None:
                          s.kernel_size, s.stride, s.padding, s.ceil_mode, ranks, None)
         except (ValueError, TypeError) as exc:
             raise DecompositionError(f"{pt.op} {pt.mode} size {pt.size} at {ranks} ranks: {exc}") from None
+
+
+def set_numpy_hugepages(enabled: bool) -> None:
+    """NumPy madvises large arrays MADV_HUGEPAGE; on machines whose THP defrag setting is
+    ``madvise`` (this VM) the first touch of a fresh array can then stall for 0.5 s in
+    direct compaction, which swamps a 0.1 s phase. Off by default for steady timings."""
+    try:
+        np._core.multiarray._set_madvise_hugepage(bool(enabled))
+    except AttributeError:  # pragma: no cover - older NumPy
+        pass
 
 
 def set_threads(n: int) -> None:
@@ -244,12 +255,14 @@ def _record(s: Settings, pt: Point, ranks: int, shape: tuple[int, ...], runs: li
     metrics: dict[str, Any] = {f"{p}_s": med[p] for p in PHASES}
     metrics.update(total_s=float(np.median(totals)), total_s_repeats=totals,
                    compute_s_repeats=[t.phases.get("compute", 0.0) for t in runs],
+                   compute_s_min=min(t.phases.get("compute", 0.0) for t in runs),
                    rank_compute_s=rank_compute,
                    load_imbalance=max(rank_compute) / max(np.mean(rank_compute), 1e-12))
     params: dict[str, Any] = {
         "op": pt.op, "mode": pt.mode, "size": pt.size, "path": pt.path, "ranks": ranks,
         "dtype": s.dtype, "split": s.split, "weights": weights, "repeats": s.repeats,
         "warmup": s.warmup, "threads_per_rank": s.threads_per_rank,
+        "numpy_hugepages": s.numpy_hugepages,
         "devices": [d["kind"] for d in rank_devices],
         "backends": [d["matmul_backend"] if pt.op == "matmul" else d["pool_backend"] for d in rank_devices],
         "device_names": [d["device_name"] for d in rank_devices],
@@ -299,6 +312,7 @@ def run(comm: Any, s: Settings) -> list[Record]:
                 raise devices.DeviceError(f"device {dev.kind!r} has no matmul backend here")
         failure.collective_check(comm, need_matmul)
     set_threads(s.threads_per_rank)
+    set_numpy_hugepages(s.numpy_hugepages)
     rank_devices = comm.allgather(dev.as_dict())
     records: list[Record] = []
     copy_cache: dict[int, dict[str, Any]] = {}

@@ -25,7 +25,7 @@ from hpc.cli import CliError
 # option name -> Settings field; booleans use --x/--no-x
 _VALUE_OPTIONS: dict[str, tuple[type, str]] = {
     "epochs": (int, "number of epochs (study: 25 and 50)"),
-    "batch_size": (int, "per-rank batch size (study: 256)"),
+    "batch_size": (str, "per-rank batch size (study: 256), or 'full' for the whole training split"),
     "eval_batch_size": (int, "validation/test batch size"),
     "lr": (float, "learning rate (study: Adam 1e-3)"),
     "weight_decay": (float, "L2 weight decay"),
@@ -92,6 +92,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sw.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then `train run` options")
     sw.set_defaults(func=_ddp_sweep)
 
+    ar = sub.add_parser("ddp-allreduce", help="time the gradient all-reduce of the study's AlexNet "
+                        "(run under mpiexec -n N)",
+                        description="Times torch.distributed all_reduce of a float32 tensor the size "
+                        "of the model's gradients (the per-step DDP traffic); rank 0 prints JSON.")
+    ar.add_argument("--classes", type=int, default=4, help="classes of the AlexNet (default 4)")
+    ar.add_argument("--input-size", type=int, default=32)
+    ar.add_argument("--numel", type=int, default=None, help="tensor size instead of the model's")
+    ar.add_argument("--repeats", type=int, default=10)
+    ar.add_argument("--device", default="cpu", help="cpu (gloo) or cuda (nccl)")
+    ar.add_argument("--output", default=None, help="append a kind=ddp record to this JSONL file")
+    ar.set_defaults(func=_ddp_allreduce)
+
 
 def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="HDF5 slice dataset (default: the experiment's "
@@ -152,6 +164,7 @@ def resolve_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         value = getattr(args, key, None)
         if value is not None:
             merged[key] = value
+    _validate_run(merged, args.experiment)
     ranks = int(merged.pop("ranks", 1))
     merged.pop("name", None)
     out_dir = args.out_dir or (str(Path("results") / "training" / exp_name / run_name)
@@ -165,6 +178,24 @@ def resolve_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                         experiment=args.experiment,
                         **{k: v for k, v in merged.items() if k in fields}, **extra)
     return settings, ranks
+
+
+def _validate_run(run: dict[str, Any], experiment: str | None) -> None:
+    """Check the merged settings (experiment run + command line) against the schema, so a
+    bad value from either source gets the same clear message."""
+    import jsonschema
+
+    from hpc.config import EXPERIMENT_SCHEMA_PATH, load_schema
+    item = load_schema(EXPERIMENT_SCHEMA_PATH)["$defs"]["training"]["properties"]["runs"]["items"]
+    item = {k: v for k, v in item.items() if k != "required"}
+    candidate = {k: v for k, v in run.items() if k != "data"}
+    if isinstance(candidate.get("batch_size"), str) and candidate["batch_size"].isdigit():
+        candidate["batch_size"] = int(candidate["batch_size"])
+    errors = sorted(jsonschema.Draft202012Validator(item).iter_errors(candidate), key=lambda e: list(e.path))
+    if errors:
+        where = f" (from {experiment} and the command line)" if experiment else ""
+        raise CliError("invalid training settings" + where + ": " + "; ".join(
+            f"{'.'.join(map(str, e.path)) or '<run>'}: {e.message}" for e in errors))
 
 
 def _errors():  # type: ignore[no-untyped-def]
@@ -251,3 +282,45 @@ def _ddp_sweep(args: argparse.Namespace) -> int:
               f"{rec.metrics.get('scaling_efficiency')}", file=sys.stderr)
     write_records(out / "ddp_scaling.jsonl", results)
     return 0 if all(x.status == "ok" for x in results) else 1
+
+
+def _ddp_allreduce(args: argparse.Namespace) -> int:
+    import statistics
+
+    from hpc.records import append_record, new_record
+    from hpc.train import ddp
+    from hpc.train.loop import resolve_device
+
+    try:
+        device = resolve_device(args.device)
+        env = ddp.detect_env()
+        if env.world_size < 2:
+            raise CliError("ddp-allreduce needs >= 2 ranks: run it under `mpiexec -n 2 ...`")
+        if args.numel is None:
+            from hpc.models.alexnet import AlexNetSmall
+            model = AlexNetSmall(num_classes=args.classes, input_size=args.input_size)
+            numel = sum(p.numel() for p in model.parameters())
+            del model
+        else:
+            numel = args.numel
+        ddp.init_distributed(env, device)
+        try:
+            times = ddp.time_allreduce(numel, args.repeats, device)
+        finally:
+            ddp.shutdown()
+    except _errors() as exc:
+        raise CliError(str(exc)) from None
+    if env.rank == 0:
+        med = statistics.median(times)
+        nbytes = 4 * numel
+        n = env.world_size
+        result = {"world_size": n, "numel": numel, "bytes": nbytes, "median_s": med,
+                  "min_s": min(times), "algbw_gbs": nbytes / med / 1e9,
+                  "busbw_gbs": nbytes * 2 * (n - 1) / n / med / 1e9}
+        print(json.dumps(result))
+        if args.output:
+            append_record(args.output, new_record(
+                "ddp", f"allreduce {numel} floats x{n}", {"op": "allreduce", "world_size": n,
+                                                          "numel": numel, "device": str(device)},
+                {k: v for k, v in result.items() if k.endswith(("_s", "_gbs"))}))
+    return 0

@@ -148,3 +148,22 @@ def barrier() -> None:
 def shutdown() -> None:
     if is_initialized():
         dist.destroy_process_group()
+
+
+def time_allreduce(numel: int, repeats: int, device: torch.device) -> list[float]:
+    """Seconds per ``all_reduce`` (sum) of a float32 tensor of ``numel`` elements, the
+    traffic DDP generates per step for a model with that many parameters (DDP splits it
+    into ~25 MB buckets and overlaps them with the backward pass; this is the unoverlapped
+    cost). Two untimed warm-up calls first."""
+    import time
+    t = torch.ones(numel, dtype=torch.float32, device=device)
+    times = []
+    for i in range(repeats + 2):
+        barrier()
+        t0 = time.perf_counter()
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    return times

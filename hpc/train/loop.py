@@ -59,7 +59,7 @@ class Settings:
     data: str
     out_dir: str
     epochs: int = 50
-    batch_size: int = 256
+    batch_size: int | str = 256  # or "full": the whole (per-rank) training split in one step
     eval_batch_size: int = 512
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -159,17 +159,32 @@ def prepare_data(s: Settings, world_size: int = 1) -> DataBundle:
     meta = validate_file(s.data)
     check_training_classes(meta)
     train = SliceDataset(s.data, "train", preload=s.preload, meta=meta)
-    if s.batch_size < 1:
-        raise TrainingError(f"--batch-size {s.batch_size}: must be >= 1")
-    per_rank = math.ceil(len(train) / world_size)
-    if s.batch_size > per_rank:
-        raise TrainingError(f"--batch-size {s.batch_size} is larger than the training set "
-                            f"({len(train)} samples in {s.data}"
-                            + (f", {per_rank} per rank with {world_size} ranks" if world_size > 1 else "")
-                            + "); use a smaller batch size")
+    s.batch_size = resolve_batch_size(s.batch_size, len(train), world_size, s.data)
     mean, std = channel_stats(train)
     return DataBundle(meta, train, SliceDataset(s.data, "val", s.preload, meta),
                       SliceDataset(s.data, "test", s.preload, meta), mean, std)
+
+
+def resolve_batch_size(batch_size: int | str, n_train: int, world_size: int, source: str) -> int:
+    """An integer batch size, checked against the per-rank training split; ``"full"`` means
+    the whole per-rank split (the study's batch 256 on 245 training slices was exactly that:
+    one full-batch step per epoch). An explicit size larger than the split is an error."""
+    per_rank = math.ceil(n_train / world_size)
+    if batch_size == "full":
+        return per_rank
+    if isinstance(batch_size, str):
+        try:
+            batch_size = int(batch_size)
+        except ValueError:
+            raise TrainingError(f"--batch-size {batch_size!r}: expected an integer or 'full'") from None
+    if batch_size < 1:
+        raise TrainingError(f"--batch-size {batch_size}: must be >= 1")
+    if batch_size > per_rank:
+        raise TrainingError(f"--batch-size {batch_size} is larger than the training set "
+                            f"({n_train} samples in {source}"
+                            + (f", {per_rank} per rank with {world_size} ranks" if world_size > 1 else "")
+                            + "); use a smaller batch size or --batch-size full")
+    return batch_size
 
 
 def identity_config(s: Settings, data: DataBundle, world_size: int) -> dict[str, Any]:
@@ -259,8 +274,11 @@ def epoch_indices(n: int, seed: int, epoch: int, rank: int, world_size: int) -> 
 
 def make_loader(dataset: SliceDataset, indices: Sequence[int], batch_size: int, workers: int,
                 pin: bool) -> DataLoader:
+    # a private generator: creating a DataLoader iterator otherwise draws a base seed from
+    # the global torch RNG, which would shift dropout masks after a mid-epoch resume
     return DataLoader(dataset, batch_sampler=_ListSampler(indices, batch_size), num_workers=workers,
-                      pin_memory=pin, persistent_workers=False)
+                      pin_memory=pin, persistent_workers=False,
+                      generator=torch.Generator().manual_seed(len(indices)))
 
 
 # ---------------------------------------------------------------- evaluation
@@ -363,6 +381,10 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
     model = make_model(s, data).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if env.world_size > 1:
+        # same initial weights on every rank (DDP also broadcasts rank 0's), but independent
+        # dropout masks per rank: identical masks would correlate the ranks' gradients
+        torch.manual_seed(s.seed * 1_000_003 + env.rank)
     ident = identity_config(s, data, env.world_size)
     signature = model_signature(model)
     indices_per_rank = len(epoch_indices(len(data.train), s.seed, 0, env.rank, env.world_size))
@@ -458,6 +480,13 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
             loader = make_loader(data.train, order[step0 * s.batch_size:], s.batch_size, s.workers,
                                  device.type == "cuda")
             stopped = False
+            # running sums stay on the device: no host sync per step on a GPU
+            acc = torch.tensor([partial["loss_sum"], partial["correct"]], dtype=torch.float64,
+                               device=device)
+
+            def sync_partial() -> None:
+                partial["loss_sum"], partial["correct"] = acc.tolist()
+
             t_epoch = time.perf_counter()
             for step, (x, y) in enumerate(loader, start=step0):
                 x = x.to(device, non_blocking=True)
@@ -473,12 +502,13 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                partial["loss_sum"] += float(loss.item()) * len(y)
-                partial["correct"] += int((logits.argmax(1) == y).sum().item())
+                acc[0] += loss.detach().double() * len(y)
+                acc[1] += (logits.detach().argmax(1) == y).sum()
                 partial["seen"] += len(y)
-                if bar is not None:
+                if bar is not None and (device.type == "cpu" or step % 20 == 0):
                     bar.set_postfix_str(f"step {step + 1}/{steps_per_epoch} loss {loss.item():.3f}")
                 if ddp.any_rank(stopper.requested, device):
+                    sync_partial()
                     partial["train_s"] += time.perf_counter() - t_epoch
                     state = checkpoint_state(epoch, step + 1)
                     if is_main:
@@ -496,6 +526,7 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             partial["train_s"] += time.perf_counter() - t_epoch
+            sync_partial()
             # global train sums over ranks
             sums = torch.tensor([partial["loss_sum"], partial["correct"], partial["seen"]],
                                 dtype=torch.float64, device=device)

@@ -1,0 +1,114 @@
+"""hpc.workflow point: how one sweep point's outcome becomes records (real subprocesses)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hpc import workflow
+from hpc.records import read_records
+
+
+def _point(tmp_path: Path, command: list[str], *extra: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    out, log = tmp_path / "point.jsonl", tmp_path / "logs" / "point.log"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpc.workflow", "point", "--output", str(out), "--log", str(log),
+         "--kind", "scaling", "--name", "demo strong ranks=2", "--param", "ranks=2",
+         "--param", "mode=strong", *extra, "--", *command],
+        capture_output=True, text=True, timeout=120)
+    return proc, out, log
+
+
+def test_failing_command_becomes_failed_record_and_job_succeeds(tmp_path):
+    cmd = [sys.executable, "-c", "import sys; print('boom: 3 ranks > 2 rows'); sys.exit(3)"]
+    proc, out, log = _point(tmp_path, cmd)
+    assert proc.returncode == 0, proc.stderr
+    (rec,) = list(read_records([out]))
+    assert rec.status == "failed" and rec.kind == "scaling"
+    assert rec.name == "demo strong ranks=2"
+    assert rec.params["ranks"] == 2 and rec.params["mode"] == "strong"
+    assert rec.error.startswith("exit status 3:")
+    assert "boom: 3 ranks > 2 rows" in rec.error  # the log's tail travels with the record
+    assert "boom: 3 ranks > 2 rows" in log.read_text()
+    assert rec.provenance["host"]
+
+
+def test_failed_record_is_appended_after_finished_points(tmp_path):
+    """A sweep that appended some points and then crashed keeps those points."""
+    script = ("import sys\nfrom hpc.records import append_record, new_record\n"
+              "append_record(sys.argv[1], new_record('kernel', 'p1', {}, {'median_s': 1.0}))\n"
+              "raise RuntimeError('second point crashed')\n")
+    out = tmp_path / "point.jsonl"
+    proc, out, _ = _point(tmp_path, [sys.executable, "-c", script, str(out)])
+    assert proc.returncode == 0
+    recs = list(read_records([out]))
+    assert [r.status for r in recs] == ["ok", "failed"]
+    assert recs[0].metrics == {"median_s": 1.0}
+    assert "second point crashed" in recs[1].error
+
+
+def test_success_without_output_is_a_failure(tmp_path):
+    proc, out, _ = _point(tmp_path, [sys.executable, "-c", "pass"])
+    assert proc.returncode == 0
+    (rec,) = list(read_records([out]))
+    assert rec.status == "failed" and "wrote no" in rec.error
+
+
+def test_success_leaves_the_commands_records_alone(tmp_path):
+    out = tmp_path / "point.jsonl"
+    script = ("import sys\nfrom hpc.records import write_records, new_record\n"
+              "write_records(sys.argv[1], [new_record('scaling', 'x', {'ranks': 2}, {'total_s': 0.5})])\n")
+    proc, out, _ = _point(tmp_path, [sys.executable, "-c", script, str(out)])
+    assert proc.returncode == 0
+    (rec,) = list(read_records([out]))
+    assert rec.status == "ok" and rec.metrics == {"total_s": 0.5}
+
+
+def test_preempted_exit_is_passed_on_without_a_record(tmp_path):
+    """Exit 99 (checkpointed on SIGUSR1/SIGTERM) must fail the job so the rerun resumes."""
+    from hpc.train.signals import EXIT_PREEMPTED
+    assert workflow.EXIT_PREEMPTED == EXIT_PREEMPTED
+    proc, out, _ = _point(tmp_path, [sys.executable, "-c", f"raise SystemExit({EXIT_PREEMPTED})"])
+    assert proc.returncode == EXIT_PREEMPTED
+    assert not out.exists()
+
+
+def test_missing_executable_is_a_failed_record(tmp_path):
+    proc, out, _ = _point(tmp_path, [str(tmp_path / "no-such-launcher"), "-n", "2"])
+    assert proc.returncode == 0
+    (rec,) = list(read_records([out]))
+    assert rec.status == "failed" and "cannot start" in rec.error
+
+
+def test_needs_gpu_skips_on_a_machine_without_one(tmp_path):
+    import torch
+    marker = tmp_path / "ran"
+    cmd = [sys.executable, "-c", f"open({str(marker)!r}, 'w').write('x')"]
+    proc, out, _ = _point(tmp_path, cmd, "--needs-gpu")
+    assert proc.returncode == 0
+    if torch.cuda.is_available():
+        assert marker.exists()
+    else:
+        assert not marker.exists(), "the command must not run without a GPU"
+        (rec,) = list(read_records([out]))
+        assert rec.status == "skipped" and "no CUDA GPU" in rec.error
+
+
+def test_params_parsing_and_errors():
+    assert workflow.parse_params(["ranks=4", "mode=weak", "x=-2"]) == {"ranks": 4, "mode": "weak", "x": -2}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        workflow.parse_params(["oops"])
+
+
+def test_experiment_name(tmp_path):
+    repo = Path(__file__).resolve().parent.parent
+    exp = repo / "tests" / "workflow" / "scaling-tiny.yaml"
+    proc = subprocess.run([sys.executable, "-m", "hpc.workflow", "experiment-name", "--kind", "scaling",
+                           str(exp)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "scaling-tiny"
+    proc = subprocess.run([sys.executable, "-m", "hpc.workflow", "experiment-name", "--kind", "training",
+                           str(exp)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "expected 'training'" in proc.stderr
