@@ -7,10 +7,11 @@
 # What the experiment jobs write (R = config["results_dir"]):
 #   R/kernels/<experiment>/<backend>.jsonl               one benchmark job per backend
 #   R/scaling/<experiment>/<mode>/n<ranks>.jsonl         one MPI job per (mode, ranks)
-#   R/training/<experiment>/<launch>/<run>/metrics.jsonl launch: cpu, gpu or ddp; the
-#                                                        run's directory (hpc train
-#                                                        --out-dir) also keeps checkpoints/
-#                                                        and the confusion matrix
+#   R/training/<experiment>/<launch>/<run>/records.jsonl launch: cpu, gpu or ddp; a copy
+#                                                        of the run's metrics.jsonl, published
+#                                                        when the run is over; the directory
+#                                                        (hpc train --out-dir) also keeps
+#                                                        checkpoints/ and the confusion matrix
 #   R/logs/...                                           one log per job
 # Each of those files holds hpc.records JSON lines. A point that failed or was skipped
 # still gets its file, with a record of status "failed" or "skipped" (hpc/workflow.py).
@@ -187,7 +188,7 @@ def scaling_record_files() -> list:
 
 
 def training_record_files() -> list:
-    return [results_path("training", exp, launch, run, "metrics.jsonl")
+    return [results_path("training", exp, launch, run, "records.jsonl")
             for exp, launch, run in training_points()]
 
 

@@ -14,8 +14,12 @@
 # each GPU point as skipped itself (hpc bench kernels asks the backend registry), and a
 # GPU training run is not started: `hpc.workflow point --needs-gpu` records it as skipped.
 #
+# Records are written to a staging file (`--stage`: R.jsonl.part, or the training run's
+# own metrics.jsonl) and published as the declared output only when the point is over, so
+# an interrupted run never leaves a half-written output behind.
+#
 # Training always passes --resume: the run's directory keeps checkpoints/last.pt, and
-# only metrics.jsonl is a declared output (Snakemake deletes it before a rerun, never the
+# only records.jsonl is a declared output (Snakemake deletes it before a rerun, never the
 # checkpoints), so a training job killed mid-way continues from its last finished epoch
 # when `snakemake` is started again; a fresh run starts from scratch (nothing to resume).
 #
@@ -48,10 +52,11 @@ rule bench_kernels:
         "../environment.yml"
     shell:
         "python -m hpc.workflow point --output {output.records} --log {log}"
+        " --stage {output.records}.part"
         " --kind kernel --name '{wildcards.experiment} {wildcards.backend}'"
         " --param experiment={wildcards.experiment} --param backend={wildcards.backend}"
         " -- python -m hpc bench kernels --experiment {input.experiment}"
-        " --backends {wildcards.backend} --output {output.records}"
+        " --backends {wildcards.backend} --output {output.records}.part"
 
 
 rule bench_kernels_gpu:
@@ -72,10 +77,11 @@ rule bench_kernels_gpu:
         "../environment.yml"
     shell:
         "python -m hpc.workflow point --output {output.records} --log {log}"
+        " --stage {output.records}.part"
         " --kind kernel --name '{wildcards.experiment} {wildcards.backend}'"
         " --param experiment={wildcards.experiment} --param backend={wildcards.backend}"
         " -- python -m hpc bench kernels --experiment {input.experiment}"
-        " --backends {wildcards.backend} --output {output.records}"
+        " --backends {wildcards.backend} --output {output.records}.part"
 
 
 rule scale_single:
@@ -97,11 +103,12 @@ rule scale_single:
         "../environment.yml"
     shell:
         "python -m hpc.workflow point --output {output.records} --log {log}"
+        " --stage {output.records}.part"
         " --kind scaling --name '{wildcards.experiment} {wildcards.mode} ranks=1'"
         " --param experiment={wildcards.experiment} --param mode={wildcards.mode}"
         " --param ranks=1"
         " -- python -m hpc scale --experiment {input.experiment} --mode {wildcards.mode}"
-        " --workdir {params.workdir} --output {output.records}"
+        " --workdir {params.workdir} --output {output.records}.part"
 
 
 rule scale_mpi:
@@ -126,12 +133,13 @@ rule scale_mpi:
         "../environment.yml"
     shell:
         "python -m hpc.workflow point --output {output.records} --log {log}"
+        " --stage {output.records}.part"
         " --kind scaling --name '{wildcards.experiment} {wildcards.mode} ranks={wildcards.ranks}'"
         " --param experiment={wildcards.experiment} --param mode={wildcards.mode}"
         " --param ranks={wildcards.ranks}"
         " -- {resources.mpi} -n {resources.tasks}"
         " python -m hpc scale --experiment {input.experiment} --mode {wildcards.mode}"
-        " --workdir {params.workdir} --output {output.records}"
+        " --workdir {params.workdir} --output {output.records}.part"
 
 
 rule train_cpu:
@@ -139,7 +147,7 @@ rule train_cpu:
         experiment=experiment_file,
         data=dataset_file,
     output:
-        records=results_path("training", "{experiment}", "cpu", "{run}", "metrics.jsonl"),
+        records=results_path("training", "{experiment}", "cpu", "{run}", "records.jsonl"),
     log:
         results_path("logs", "training", "{experiment}", "cpu", "{run}.log"),
     params:
@@ -152,6 +160,7 @@ rule train_cpu:
         "../environment.yml"
     shell:
         "python -m hpc.workflow point --output {output.records} --log {log}"
+        " --stage {params.out_dir}/metrics.jsonl"
         " --kind training --name '{wildcards.experiment} {wildcards.run}'"
         " --param experiment={wildcards.experiment} --param run={wildcards.run}"
         " --param device=cpu"
@@ -164,7 +173,7 @@ rule train_gpu:
         experiment=experiment_file,
         data=dataset_file,
     output:
-        records=results_path("training", "{experiment}", "gpu", "{run}", "metrics.jsonl"),
+        records=results_path("training", "{experiment}", "gpu", "{run}", "records.jsonl"),
     log:
         results_path("logs", "training", "{experiment}", "gpu", "{run}.log"),
     params:
@@ -178,6 +187,7 @@ rule train_gpu:
         "../environment.yml"
     shell:
         "python -m hpc.workflow point --needs-gpu --output {output.records} --log {log}"
+        " --stage {params.out_dir}/metrics.jsonl"
         " --kind training --name '{wildcards.experiment} {wildcards.run}'"
         " --param experiment={wildcards.experiment} --param run={wildcards.run}"
         " --param device=cuda"
@@ -190,7 +200,7 @@ rule train_ddp:
         experiment=experiment_file,
         data=dataset_file,
     output:
-        records=results_path("training", "{experiment}", "ddp", "{run}", "metrics.jsonl"),
+        records=results_path("training", "{experiment}", "ddp", "{run}", "records.jsonl"),
     log:
         results_path("logs", "training", "{experiment}", "ddp", "{run}.log"),
     params:
@@ -207,6 +217,7 @@ rule train_ddp:
         "../environment.yml"
     shell:
         "python -m hpc.workflow point {params.gpu} --output {output.records} --log {log}"
+        " --stage {params.out_dir}/metrics.jsonl"
         " --kind ddp --name '{wildcards.experiment} {wildcards.run}'"
         " --param experiment={wildcards.experiment} --param run={wildcards.run}"
         " --param ranks={resources.tasks}"

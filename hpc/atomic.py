@@ -37,6 +37,9 @@ def atomic_path(final: str | os.PathLike[str], suffix: str | None = None) -> Ite
                                     dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; final files get normal permissions
     try:
         yield tmp
         os.replace(tmp, final)

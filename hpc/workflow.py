@@ -11,6 +11,10 @@ size, an out-of-memory kill) must show up in the report as *failed*, and the res
 sweep and the report must still run; a GPU point on a machine without a GPU must show up
 as *skipped*. Snakemake alone would either stop or drop the point. So:
 
+* the command writes its records to a staging file (``--stage``, e.g. ``R.jsonl.part``, or
+  a training run's own ``metrics.jsonl``); the output Snakemake waits for appears, in one
+  atomic step, only when the point is over. A run killed mid-sweep therefore never leaves
+  a half-written output that Snakemake would have to flag as incomplete.
 * ``--needs-gpu`` and no usable CUDA GPU here: the command is not run; the output gets one
   ``status="skipped"`` record that says why.
 * the command exits non-zero: its output is kept in the log, and a ``status="failed"``
@@ -22,8 +26,9 @@ as *skipped*. Snakemake alone would either stop or drop the point. So:
   checkpoint on SIGTERM/SIGUSR1): this is not a result, so the wrapper exits 99 and writes
   nothing; the job fails, and the next ``snakemake`` reruns it (the training rules always
   pass ``--resume``, so it continues from the checkpoint).
-* killed by a signal itself (Ctrl-C, SLURM cancel): no record, non-zero exit, so the
-  point is rerun next time.
+* interrupted (SIGINT/SIGTERM to the wrapper: Ctrl-C, Snakemake stopping, scancel): the
+  command is killed, nothing is recorded or published, non-zero exit, so the point is
+  rerun next time.
 
 A failed point is therefore not retried automatically: delete its record file (or use
 ``snakemake --forcerun <rule>``) to try again.
@@ -40,6 +45,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from hpc.atomic import atomic_write_text
 from hpc.records import append_record, new_record
 
 #: Exit status of ``hpc train`` after checkpointing on SIGTERM/SIGUSR1 (hpc.train.signals).
@@ -56,6 +62,19 @@ def gpu_available() -> tuple[bool, str]:
     if not torch.cuda.is_available() or torch.cuda.device_count() == 0:
         return False, f"no CUDA GPU on host {socket.gethostname()} (torch.cuda.is_available() is False)"
     return True, torch.cuda.get_device_name(0)
+
+
+def child_env() -> dict[str, str]:
+    """This environment without the PMI variables of the step that started the wrapper.
+
+    Under SLURM, Snakemake's job step runs `srun -n1 snakemake ...`; with an MPI plugin
+    (MpiDefault=pmi2/pmix) srun hands that process PMI_FD/PMI_RANK/... for a PMI
+    connection that belongs to it alone (the descriptor is not inherited further). A
+    one-rank `python -m hpc scale` would take them for its own launcher and fail in
+    MPI_Init; without them it starts as an MPI singleton. `srun -n P`/`mpiexec -n P` set
+    fresh ones for the ranks they start.
+    """
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_"))}
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -77,49 +96,108 @@ def parse_params(items: Sequence[str]) -> dict[str, object]:
     return params
 
 
+class Interrupted(Exception):
+    """The wrapper itself got SIGTERM/SIGINT (Ctrl-C, snakemake stopping, scancel)."""
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def finalize(stage: Path, output: Path) -> None:
+    """Publish the point's records: ``stage`` -> ``output`` in one atomic step.
+
+    The command writes (and appends to) ``stage``; ``output``, the file Snakemake waits for,
+    appears only complete. A ``*.part`` stage is moved; any other stage (a training run's
+    own metrics.jsonl) is copied so that it stays where its program put it.
+    """
+    if stage == output:
+        return
+    if stage.name.endswith(".part"):
+        os.replace(stage, output)
+    else:
+        atomic_write_text(output, stage.read_text(encoding="utf-8"))
+
+
 def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
-              params: dict[str, object], needs_gpu: bool = False) -> int:
-    """Run ``command`` for one sweep point; see the module docstring. Returns the exit code."""
+              params: dict[str, object], needs_gpu: bool = False,
+              stage: Path | None = None) -> int:
+    """Run ``command`` for one sweep point; see the module docstring. Returns the exit code.
+
+    ``stage`` is the file the command writes its records to (default: ``output`` itself).
+    A stale one from an interrupted earlier attempt is removed first, so a rerun never
+    appends to half a sweep.
+    """
     if not command:
         raise ValueError("no command given after '--'")
+    stage = stage or output
     log.parent.mkdir(parents=True, exist_ok=True)
     output.parent.mkdir(parents=True, exist_ok=True)
+    stage.parent.mkdir(parents=True, exist_ok=True)
     params = {**params, "command": " ".join(command)}
 
     def record(status: str, error: str) -> None:
-        append_record(output, new_record(kind, name, params, {}, status=status, error=error))
+        append_record(stage, new_record(kind, name, params, {}, status=status, error=error))
 
-    with open(log, "a", encoding="utf-8") as fh:
-        fh.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S%z')} host={socket.gethostname()}\n")
-        if needs_gpu:
-            ok, detail = gpu_available()
-            fh.write(f"# GPU: {detail}\n")
-            if not ok:
-                fh.write("# skipped\n")
-                record("skipped", detail)
+    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
+    interrupted: str | None = None
+    try:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S%z')} host={socket.gethostname()}\n")
+            if stage != output:
+                stage.unlink(missing_ok=True)
+            if needs_gpu:
+                ok, detail = gpu_available()
+                fh.write(f"# GPU: {detail}\n")
+                if not ok:
+                    fh.write("# skipped\n")
+                    record("skipped", detail)
+                    finalize(stage, output)
+                    return 0
+            fh.write("$ " + " ".join(command) + "\n")
+            fh.flush()
+            try:
+                proc = subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=child_env())
+            except OSError as exc:
+                fh.write(f"# cannot start: {exc}\n")
+                record("failed", f"cannot start {command[0]!r}: {exc}")
+                finalize(stage, output)
                 return 0
-        fh.write("$ " + " ".join(command) + "\n")
-        fh.flush()
-        try:
-            proc = subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT)
-        except OSError as exc:
-            fh.write(f"# cannot start: {exc}\n")
-            record("failed", f"cannot start {command[0]!r}: {exc}")
-            return 0
-    rc = proc.returncode
-    if rc == 0:
-        if not output.exists():
-            record("failed", f"command succeeded but wrote no {output} (log: {log})")
-        return 0
+            while True:
+                try:
+                    rc = proc.wait()
+                    break
+                except Interrupted as exc:
+                    # Pass the signal on and keep waiting: `hpc train` checkpoints on
+                    # SIGTERM and exits 99; mpiexec forwards it to its ranks.
+                    interrupted = str(exc)
+                    if proc.poll() is None:
+                        proc.send_signal(getattr(signal, interrupted))
+    except Interrupted as exc:
+        interrupted = str(exc)
+        rc = None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if rc == EXIT_PREEMPTED:
         print(f"hpc.workflow: {name}: preempted after checkpointing; rerun to resume", file=sys.stderr)
         return EXIT_PREEMPTED
+    if interrupted is not None:
+        print(f"hpc.workflow: {name}: interrupted by {interrupted}; nothing recorded, rerun to redo",
+              file=sys.stderr)
+        return 130
     if rc < 0 and -rc in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        print(f"hpc.workflow: {name}: killed by {signal.Signals(-rc).name}", file=sys.stderr)
+        print(f"hpc.workflow: {name}: command killed by {signal.Signals(-rc).name}; nothing recorded",
+              file=sys.stderr)
         return 128 - rc
-    record("failed", f"exit status {rc}: {' '.join(command)}\nlog {log}:\n{log_tail(log)}")
-    print(f"hpc.workflow: {name}: failed (exit {rc}); recorded as failed in {output}, see {log}",
-          file=sys.stderr)
+    if rc == 0:
+        if not stage.exists():
+            record("failed", f"command succeeded but wrote no {stage} (log: {log})")
+    else:
+        record("failed", f"exit status {rc}: {' '.join(command)}\nlog {log}:\n{log_tail(log)}")
+        print(f"hpc.workflow: {name}: failed (exit {rc}); recorded as failed in {output}, see {log}",
+              file=sys.stderr)
+    finalize(stage, output)
     return 0
 
 
@@ -128,7 +206,8 @@ def _point(args: argparse.Namespace) -> int:
     if command and command[0] == "--":
         command = command[1:]
     return run_point(command, Path(args.output), Path(args.log), args.kind, args.name,
-                     parse_params(args.param), needs_gpu=args.needs_gpu)
+                     parse_params(args.param), needs_gpu=args.needs_gpu,
+                     stage=Path(args.stage) if args.stage else None)
 
 
 def _experiment_name(args: argparse.Namespace) -> int:
@@ -154,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="record name of a failed/skipped record")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="params of a failed/skipped record (repeatable)")
+    p.add_argument("--stage", default=None,
+                   help="the file COMMAND writes its records to (default: --output); moved "
+                        "(*.part) or copied to --output when the point is done")
     p.add_argument("--needs-gpu", action="store_true",
                    help="skip (and record as skipped) when no CUDA GPU is usable here")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")

@@ -64,11 +64,12 @@ def scaling_records() -> list[Record]:
     recs = []
     for n in (1, 2, 4):
         tot = _t(n)
-        recs.append(new_record("scaling", f"strong maxpool scatter {n}", {
+        recs.append(new_record("scaling", f"strong maxpool scatter {n}", extra_provenance={
+            "slurm_job_id": "4242", "slurm_job_nodelist": "node1"}, params={
             "mode": "strong", "op": "maxpool2d", "path": "scatter", "ranks": n,
             "shape": [4096, 4096], "devices": ["cpu"] * n, "dtype": "float32",
-            "kernel_size": 2, "stride": 2},
-            {"t_distribute_s": 0.1 * tot, "t_compute_s": 0.8 * tot, "t_gather_s": 0.1 * tot,
+            "kernel_size": 2, "stride": 2, "hosts": ["node1"] * n},
+            metrics={"t_distribute_s": 0.1 * tot, "t_compute_s": 0.8 * tot, "t_gather_s": 0.1 * tot,
              "t_total_s": tot, "imbalance": 1.0 + 0.01 * n, "copy_bound_gbs": 20.0,
              "per_rank": [{"rank": r, "host": "node1", "device": "cpu", "rows": 4096 // n,
                            "t_compute_s": 0.8 * tot} for r in range(n)]}))

@@ -250,3 +250,22 @@ def test_missing_kinds_give_empty_tables():
                  tables.ddp_table, tables.failures, tables.dataset_table, tables.provenance_table):
         assert func(empty).empty, func.__name__
     assert tables.law_fits(tables.scaling_table(empty)) == []
+
+
+def test_long_errors_are_shortened_for_the_table(tmp_path):
+    tb = "Traceback (most recent call last):\n" + "  frame\n" * 200 + "ValueError: boom"
+    write_records(tmp_path / "r.jsonl", [new_record("kernel", "x", {"op": "matmul"}, {}, status="failed",
+                                                    error=tb)])
+    df = aggregate.load_frame([tmp_path])
+    cell = tables.failures(df).loc[0, "error"]
+    assert cell.startswith("Traceback (most recent call last): frame frame")
+    assert len(cell) < 460 and cell.endswith("(full text in the record file)")
+    assert df.loc[0, "error"] == tb                     # the table keeps the full text
+
+
+def test_ddp_without_one_rank_baseline_claims_no_efficiency(tmp_path):
+    write_records(tmp_path / "d.jsonl", [new_record("ddp", "ddp 2", {"device": "cpu", "world_size": 2},
+                                                    {"images_per_s": 26.1, "scaling_efficiency": None})])
+    dd = tables.ddp_table(aggregate.load_frame([tmp_path]))
+    assert dd.loc[0, "images_per_s"] == 26.1
+    assert np.isnan(dd.loc[0, "speedup"]) and np.isnan(dd.loc[0, "efficiency"])

@@ -19,6 +19,7 @@ from hpc.cli import main
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 
 
+@pytest.mark.slow
 def test_report_from_real_kernel_benchmark(tmp_path):
     rec = tmp_path / "kernels.jsonl"
     assert main(["bench", "kernels", "--ops", "maxpool2d", "matmul", "--backends", "numpy", "study",

@@ -73,7 +73,7 @@ def test_kernel_numbers(built):
         assert fig.display() in htmllib.unescape(k)
     assert "296\u2013982 s" in htmllib.unescape(k) and "508 s" in htmllib.unescape(k)
     # our serial study-method run at 1024^2 (2.5 s) next to the published 5-9 s
-    assert "2.5 s" in _row_with(k, "serial CPU version", "5\u20139 s")
+    assert "2.5 s" in _row_with(k, "max pooling, serial CPU", "5\u20139 s")
     # study method vs our fastest CPU backend at 1024^2: 2.5 s / 1.048576 ms
     assert "2,380\u00d7" in _row_with(k, "maxpool2d", "1024x1024", "serial", "numba")
 
@@ -101,10 +101,21 @@ def test_training_and_dataset(built):
     assert "372" in _section(text, "dataset")
 
 
+def test_provenance(built):
+    _, text, _ = built
+    p = _section(text, "provenance")
+    assert "4242" in _row_with(p, "slurm_job_id")
+    assert "node1" in _row_with(p, "host")               # MPI hosts from the scaling params
+    assert "NVIDIA H100" in _row_with(p, "device")
+    assert "numpy " in _row_with(p, "package versions")
+    assert _row_with(p, "git_commit")
+
+
 def test_failed_and_skipped_points_are_listed(built):
     _, text, _ = built
     f = _section(text, "failures")
-    assert "4 point(s) without a result" in f
+    assert "4: 2 failed, 2 skipped" in f
+    assert "Failed points (2)" in f and "Skipped points (2), grouped by reason" in f
     assert "CL_MEM_OBJECT_ALLOCATION_FAILURE" in _row_with(f, "failed", "opencl")
     assert "MPI_ERR_TRUNCATE" in _row_with(f, "failed", "ranks=8")
     assert "no CUDA GPU" in _row_with(f, "skipped", "cupy")
@@ -181,10 +192,13 @@ def test_report_renders_in_headless_chromium(built):
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="chromium not installed")
-def test_browser_check_catches_broken_pages(tmp_path):
+def test_browser_check_catches_broken_pages(tmp_path, capsys):
     bad = tmp_path / "bad.html"
     bad.write_text('<html><head><title>bad</title></head><body><img src="missing.png">'
                    '<script>console.error("boom")</script></body></html>')
     page = check_page(bad)
     assert any("boom" in e for e in page.errors)
     assert any("missing.png" in u for u in page.external_requests)
+    assert main(["report", "check", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "console.error: boom" in out and "external request: file://" in out

@@ -57,6 +57,7 @@ def test_mni_template_voxel_survives_resampling_to_2mm_exactly() -> None:
         assert vol.data[(*ijk, 0)] == pytest.approx(float(raw[tuple(src)]), abs=1e-3)
 
 
+@pytest.mark.slow  # importing nilearn alone takes seconds
 def test_resampling_matches_nilearn_trilinear() -> None:
     from nilearn.image import resample_img
 

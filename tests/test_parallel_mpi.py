@@ -54,6 +54,15 @@ def test_distributed_equals_single_process(ranks, tmp_path):
     assert int(summary[0].split(": ")[1].split()[0]) > 50       # the checks really ran
 
 
+@pytest.mark.slow
+def test_cpu_and_simulated_cuda_ranks_agree(tmp_path):
+    """A CPU rank and a numba-cuda rank (numba's CUDA simulator: no GPU in CI) together."""
+    proc = mpirun(2, [str(PROGRAMS / "check_distributed.py"), str(tmp_path), "cuda"],
+                  NUMBA_ENABLE_CUDASIM="1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert "0 failures" in proc.stdout
+
+
 @pytest.mark.parametrize("mode", ["raise", "exit"])
 def test_failing_rank_ends_the_job_quickly(mode, tmp_path):
     out = tmp_path / "never.jsonl"

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +114,61 @@ def test_experiment_name(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hpc.workflow", "experiment-name", "--kind", "training",
                            str(exp)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "expected 'training'" in proc.stderr
+
+
+def test_stage_is_published_only_when_the_point_is_over(tmp_path):
+    stage = tmp_path / "point.jsonl.part"
+    stage.write_text('{"stale": "from an interrupted attempt"}\n')
+    script = ("import sys\nfrom hpc.records import append_record, new_record\n"
+              "append_record(sys.argv[1], new_record('kernel', 'p1', {}, {'median_s': 2.0}))\n")
+    proc, out, _ = _point(tmp_path, [sys.executable, "-c", script, str(stage)], "--stage", str(stage))
+    assert proc.returncode == 0, proc.stderr
+    assert not stage.exists()
+    (rec,) = list(read_records([out]))  # the stale line is gone, the new point is there
+    assert rec.name == "p1" and rec.metrics == {"median_s": 2.0}
+
+
+def test_a_non_part_stage_is_copied_and_kept(tmp_path):
+    stage = tmp_path / "run" / "metrics.jsonl"
+    script = ("import sys\nfrom hpc.records import write_records, new_record\n"
+              "write_records(sys.argv[1], [new_record('training', 'cpu', {}, {'test_accuracy': 0.5})])\n")
+    proc, out, _ = _point(tmp_path, [sys.executable, "-c", script, str(stage)], "--stage", str(stage))
+    assert proc.returncode == 0
+    assert stage.read_text() == out.read_text()
+
+
+def _start_and_signal(tmp_path, script: str, sig: int) -> tuple[int, Path, Path]:
+    out, log = tmp_path / "point.jsonl", tmp_path / "point.log"
+    started = tmp_path / "started"
+    stage = tmp_path / "point.jsonl.part"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpc.workflow", "point", "--output", str(out), "--log", str(log),
+         "--stage", str(stage), "--kind", "training", "--name", "demo", "--",
+         sys.executable, "-c", script, str(started)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists(), "the command did not start"
+    proc.send_signal(sig)
+    return proc.wait(timeout=60), out, stage
+
+
+def test_interrupted_point_records_nothing(tmp_path):
+    """Ctrl-C/SIGTERM to the job is not a result: nothing is published, the job fails."""
+    script = "import sys, time\nopen(sys.argv[1], 'w').close()\ntime.sleep(60)\n"
+    rc, out, stage = _start_and_signal(tmp_path, script, signal.SIGTERM)
+    assert rc == 130
+    assert not out.exists()
+
+
+def test_sigterm_is_passed_on_so_training_can_checkpoint(tmp_path):
+    """The wrapper forwards SIGTERM and waits: a trainer that checkpoints and exits 99 is
+    reported as preempted (exit 99), not killed."""
+    script = ("import signal, sys, time\n"
+              "signal.signal(signal.SIGTERM, lambda *a: sys.exit(99))\n"
+              "open(sys.argv[1], 'w').close()\n"
+              "time.sleep(60)\n")
+    rc, out, _ = _start_and_signal(tmp_path, script, signal.SIGTERM)
+    assert rc == 99
+    assert not out.exists()

@@ -131,8 +131,8 @@ def check_page(html: str | os.PathLike[str], screenshot: str | os.PathLike[str] 
         os.dup2(high_r, 3)
         os.dup2(high_w, 4)
 
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
-           "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+           "--remote-debugging-pipe", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
            "--disable-background-networking", "--disable-component-update", "--mute-audio",
            f"--user-data-dir={profile}", f"--window-size={width},1000", "about:blank"]
     # close_fds=False: Python's own descriptors are non-inheritable anyway; 3 and 4 must survive

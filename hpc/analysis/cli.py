@@ -3,6 +3,7 @@
     python -m hpc report aggregate --records results/records --csv all.csv --parquet all.parquet
     python -m hpc report build --records results/records --output results/report.html \
         [--figures-dir results/figures] [--template analysis/templates/report.html.j2]
+    python -m hpc report check results/report.html [--screenshot shot.png]
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from hpc.cli import CliError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="{aggregate,build}")
+    sub = parser.add_subparsers(dest="action", metavar="{aggregate,build,check}")
 
     agg = sub.add_parser("aggregate", help="all JSONL records -> one tidy table (CSV and/or Parquet)",
                          description="Read every record (files, or directories searched for *.jsonl) "
@@ -26,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     agg.add_argument("--parquet", type=Path, help="write the table as Parquet here")
     agg.set_defaults(func=_aggregate)
 
-    from hpc.analysis.report import DEFAULT_TEMPLATE
+    from hpc.analysis import DEFAULT_TEMPLATE  # light: no pandas/matplotlib for --help
 
     build = sub.add_parser("build", help="records -> one self-contained HTML report",
                            description="Build the HTML report (figures embedded, no network needed).")
@@ -40,6 +41,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="Jinja2 template (default: %(default)s)")
     build.add_argument("--title", default="HPC MRI suite: scaling report", help="report title")
     build.set_defaults(func=_build)
+
+    check = sub.add_parser("check", help="open a report in headless Chromium: errors, external requests, screenshot",
+                           description="Load an HTML file in headless Chromium (DevTools over a pipe) and report "
+                                       "console errors, failed loads and any request for something not inline. "
+                                       "Exit 1 if there were any.")
+    check.add_argument("html", type=Path, help="the report to check")
+    check.add_argument("--screenshot", type=Path, help="save a full-page PNG screenshot here")
+    check.add_argument("--width", type=int, default=1280, help="viewport width in CSS pixels (default: %(default)s)")
+    check.set_defaults(func=_check)
 
 
 def _aggregate(args: argparse.Namespace) -> int:
@@ -73,3 +83,22 @@ def _build(args: argparse.Namespace) -> int:
     print(f"report -> {out} ({out.stat().st_size / 1024:.0f} KiB, {time.perf_counter() - t0:.1f} s)",
           file=sys.stderr)
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from hpc.analysis.browser import BrowserError, check_page
+
+    if not args.html.is_file():
+        raise CliError(f"{args.html}: no such file")
+    try:
+        page = check_page(args.html, screenshot=args.screenshot, width=args.width)
+    except BrowserError as exc:
+        raise CliError(str(exc)) from None
+    for e in page.errors:
+        print(f"error: {e}")
+    for u in page.external_requests:
+        print(f"external request: {u}")
+    shot = f", screenshot {page.screenshot}" if page.screenshot else ""
+    print(f"{args.html}: title {page.title!r}, page height {page.content_height} px, "
+          f"{len(page.errors)} error(s), {len(page.external_requests)} external request(s){shot}")
+    return 1 if page.errors or page.external_requests else 0

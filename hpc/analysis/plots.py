@@ -386,8 +386,8 @@ def plot_phases(st: pd.DataFrame) -> Figure | None:
 def plot_ddp(dt: pd.DataFrame) -> Figure | None:
     """DDP throughput vs ranks with the ideal linear line from the smallest run."""
     d = dt.dropna(subset=["images_per_s"])
-    if d.empty:
-        return None
+    if d.empty or d["ranks"].nunique() < 2:
+        return None  # a single rank count is a number, not a scaling curve (it is in the table)
     fig, (ax,) = _new(width=5.2, height=3.4)
     for i, (dev, g) in enumerate(d.groupby("device", sort=True)):
         g = g.sort_values("ranks")
@@ -424,13 +424,15 @@ def plot_training_curves(et: pd.DataFrame) -> Figure | None:
     ax1.set_xlabel("epoch")
     ax2.set_title("accuracy")
     ax2.set_xlabel("epoch")
-    acc_max = np.nanmax(d[["train_acc", "val_acc"]].to_numpy(dtype=float)) if d[["train_acc", "val_acc"]].notna().any().any() else 1
-    if acc_max <= 1.0:
-        for f in study.figures("training"):
-            if f.unit == "%":
-                ax2.axhline(f.value / 100, color=STUDY_COLOR, lw=0.8, ls=":")  # type: ignore[operator]
-                ax2.text(ax2.get_xlim()[0], f.value / 100, f" study test acc {f.value}% ({f.params['epochs']} ep)",  # type: ignore[operator]
-                         fontsize=6.5, color=STUDY_COLOR, va="bottom")
+    accs = d[["train_acc", "val_acc"]].to_numpy(dtype=float)
+    # accuracies as fractions (hpc.train) or percentages: draw the study's lines on that scale
+    scale = 100.0 if np.isfinite(accs).any() and np.nanmax(accs) > 1.0 else 1.0
+    for f in study.figures("training"):
+        if f.unit == "%" and f.value is not None:
+            level = f.value / 100 * scale
+            ax2.axhline(level, color=STUDY_COLOR, lw=0.8, ls=":")
+            ax2.text(ax2.get_xlim()[0], level, f" study test acc {f.value}% ({f.params['epochs']} ep)",
+                     fontsize=6.5, color=STUDY_COLOR, va="bottom")
     ax1.legend(fontsize=7)
     ax2.legend(fontsize=7, loc="lower right")
     return fig

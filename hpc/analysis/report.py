@@ -17,12 +17,10 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from hpc.analysis import plots, study, tables
+from hpc.analysis import DEFAULT_TEMPLATE, plots, study, tables
 from hpc.analysis.aggregate import load_frame, make_readable
 from hpc.atomic import atomic_path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_TEMPLATE = REPO_ROOT / "analysis" / "templates" / "report.html.j2"
 
 
 class TemplateNotFoundError(FileNotFoundError):
@@ -98,6 +96,7 @@ class Table:
     row_classes: list[str] = field(default_factory=list)
     numeric: list[bool] = field(default_factory=list)
     wrap: list[bool] = field(default_factory=list)
+    collapsed: bool = False   # long detail tables start folded (<details>, no script needed)
 
     @property
     def empty(self) -> bool:
@@ -251,7 +250,7 @@ def _study_kernels(sec: Section, kt: pd.DataFrame) -> None:
             ours_fast = ours_fast[ours_fast["device_class"] == want]
         elif not ours_fast.empty:
             fallback = f"; no {want.upper()} run here"
-        row = {"what": f.what, "device": f.device or "not stated", "published": f.display(),
+        row = {"what": f.label or f.what, "device": f.device or "not stated", "published": f.display(),
                "ours_study": "not run", "ours_fast": "not run", "vs": "\u2014"}
         if not ours_study.empty:
             b = ours_study.loc[ours_study["median_s"].idxmin()]
@@ -276,7 +275,8 @@ def _study_kernels(sec: Section, kt: pd.DataFrame) -> None:
         drop_empty=False)
     sec.add_table("Study (published) vs ours", table,
                   study.SOURCE_NOTE + " Different hardware: the ratio shows the method's cost, "
-                  "not a like-for-like hardware comparison.")
+                  "not a like-for-like hardware comparison. What was measured: "
+                  + " ".join(f"{f.label}: {f.what}." for f in study.figures("kernel")))
 
 
 SCALING_COLS = [
@@ -354,7 +354,9 @@ def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
     if not pr.empty:
         cols = [Column(c, c, fmt_seconds if c.endswith("_s") else (fmt_num if pd.api.types.is_numeric_dtype(pr[c]) else fmt_text),
                        numeric=pd.api.types.is_numeric_dtype(pr[c])) for c in pr.columns]
-        sec.add_table("Per-rank figures", make_table(pr, cols))
+        table = make_table(pr, cols)
+        table.collapsed = len(table.rows) > 16
+        sec.add_table("Per-rank figures", table)
     return sec
 
 
@@ -442,9 +444,18 @@ def failures_section(df: pd.DataFrame) -> Section:
     if ft.empty:
         sec.empty_note = "None: every recorded point succeeded."
         return sec
-    sec.add_table(f"{len(ft)} point(s) without a result", make_table(
-        ft, [_col("status"), _col("kind"), _col("name"), _col("point", "parameters"), _col("error"),
-             _col("source", "record file")], row_class=lambda r: f"status-{r['status']}", drop_empty=False))
+    failed = ft[ft["status"] == "failed"]
+    skipped = tables.skipped_by_reason(ft)
+    sec.callouts.append(("points without a result",
+                         f"{len(ft)}: {len(failed)} failed, {len(ft) - len(failed)} skipped"))
+    sec.add_table(f"Failed points ({len(failed)})", make_table(
+        failed, [_col("status"), _col("kind"), _col("name"), _col("point", "parameters"), _col("error"),
+                 _col("source", "record file")], row_class=lambda r: f"status-{r['status']}",
+        drop_empty=False))
+    sec.add_table(f"Skipped points ({len(ft) - len(failed)}), grouped by reason", make_table(
+        skipped, [_col("status"), _col("kind"), _col("error", "reason"), _col("count", "points", fmt_num),
+                  Column("points", "which", wrap=True)], row_class=lambda r: "status-skipped",
+        drop_empty=False))
     return sec
 
 

@@ -32,6 +32,7 @@ class StudyFigure:
     low: float | None = None
     high: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    label: str = ""       # short form for table cells; ``what`` is the full description
 
     def __post_init__(self) -> None:
         single = self.value is not None
@@ -60,19 +61,22 @@ STUDY_FIGURES: tuple[StudyFigure, ...] = (
              "(copy each 2x2 window to the GPU, multiply by identity, copy back, max on CPU)",
         unit="s", device="NVIDIA Tesla T4", source="issue 3", low=296.0, high=982.0,
         params={"op": "maxpool2d", "backend": "study", "variant": "gpu-per-window",
-                "shape": [1024, 1024]}),
+                "shape": [1024, 1024]},
+        label="max pooling, per-window GPU round trip (identity matmul)"),
     StudyFigure(
         key="maxpool_1024_cpu_serial", topic="kernel",
         what="max pooling of a 1024x1024 image, serial CPU version of the same method",
         unit="s", device="Intel Xeon (CPU)", source="issue 3", low=5.0, high=9.0,
         params={"op": "maxpool2d", "backend": "study", "variant": "serial",
-                "shape": [1024, 1024]}),
+                "shape": [1024, 1024]},
+        label="max pooling, serial CPU"),
     StudyFigure(
         key="matmul_2048_numba_cuda", topic="kernel",
         what="one 2048x2048 matrix product with the study's hand-written numba.cuda kernels "
              "(naive, branchy, shared-memory tiles)",
         unit="s", device=None, source="issue 3", value=508.0,
-        params={"op": "matmul", "backend": "study", "shape": [2048, 2048]}),
+        params={"op": "matmul", "backend": "study", "shape": [2048, 2048]},
+        label="matmul, hand-written numba.cuda kernels"),
     StudyFigure(
         key="amdahl_parallel_fraction", topic="scaling",
         what="parallel fraction used for the study's Amdahl speed-up",

@@ -163,13 +163,52 @@ def failures(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty or "status" not in df.columns:
         return pd.DataFrame(columns=["kind", "status", "name", "point", "error", "source"])
     bad = df[df["status"].isin(["failed", "skipped"])]
-    param_cols = [c for c in df.columns if c.startswith("params.")]
+    param_cols = [c for c in df.columns if c.startswith("params.") and c[7:] not in POINT_NOISE]
     rows = []
     for _, r in bad.iterrows():
         point = ", ".join(f"{c[7:]}={as_key(r[c])}" for c in param_cols if not _is_missing(r[c]))
         rows.append({"kind": r["kind"], "status": r["status"], "name": r["name"], "point": point,
-                     "error": r.get("error") or "", "source": r.get("source") or ""})
+                     "error": short_error(r.get("error") or ""), "source": r.get("source") or ""})
     return pd.DataFrame(rows, columns=["kind", "status", "name", "point", "error", "source"])
+
+
+# params that do not identify a sweep point (settings shared by the whole sweep, derived
+# values, long lists): left out of the failure tables to keep each point on a line or two
+POINT_NOISE = frozenset({
+    "repeats", "warmup", "backend_name", "group", "bound_kind", "ceil_mode", "out_shape", "device_name",
+    "device_names", "data", "data_fingerprint", "config_hash", "class_names", "image_shape", "hosts",
+    "emulated", "mpi_library_version", "mpi_version", "h5py_mpi", "threads_per_rank", "backends",
+    "weights", "rows_per_rank", "n_train", "n_val", "n_test", "seed", "deterministic", "compile",
+    "channels_last", "amp", "launcher", "threads", "weight_decay", "scheduler", "optimizer",
+})
+
+
+def skipped_by_reason(ft: pd.DataFrame) -> pd.DataFrame:
+    """Skipped points grouped by (kind, reason): one row per reason, every point named.
+
+    A GPU-less run skips dozens of GPU points for the same reason; one row per reason keeps
+    the table readable without dropping any point.
+    """
+    cols = ["status", "kind", "error", "count", "points"]
+    sk = ft[ft["status"] == "skipped"] if not ft.empty else ft
+    if sk.empty:
+        return pd.DataFrame(columns=cols)
+    rows = [{"status": "skipped", "kind": kind, "error": err, "count": len(g),
+             "points": "; ".join(g["name"].astype(str))}
+            for (kind, err), g in sk.groupby(["kind", "error"], sort=True)]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def short_error(text: str, limit: int = 400) -> str:
+    """An error message fit for a table cell: whitespace collapsed, at most ``limit`` chars.
+
+    Tracebacks and log tails can run to pages; the full text stays in the record file
+    (and in the CSV/Parquet table), which the row names.
+    """
+    flat = " ".join(str(text).split())
+    if len(flat) <= limit:
+        return flat
+    return flat[:limit].rstrip() + " \u2026 (full text in the record file)"
 
 
 def status_counts(df: pd.DataFrame) -> pd.DataFrame:
@@ -649,6 +688,9 @@ def ddp_table(df: pd.DataFrame) -> pd.DataFrame:
         g = g.sort_values("ranks").copy()
         base = g[g["ranks"] == g["ranks"].min()]
         n0, ips0 = g["ranks"].min(), base["images_per_s"].max()
+        if n0 != 1 and len(g["ranks"].unique()) < 2:
+            frames.append(g)  # one multi-rank run and no baseline: nothing to compare with
+            continue
         # throughput grows with ranks: speed-up is the throughput ratio
         g["speedup"] = [_safe(metrics.speedup, 1.0 / ips0, 1.0 / x) if x and ips0 else np.nan
                         for x in g["images_per_s"]]
@@ -678,12 +720,16 @@ def provenance_table(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=["field", "values"])
     rows = []
-    prov_cols = [c for c in df.columns if c.startswith("provenance.") and c != "provenance.timestamp"]
-    # devices live in params for kernels/training; collect them as a provenance fact too
-    for extra in ("params.device", "params.devices"):
-        if extra in df.columns:
-            prov_cols.append(extra)
-    for c in prov_cols:
+    # provenance.config.* is a training run's configuration (shown with the training), not
+    # where it ran
+    prov_cols = [(c, c.split(".", 1)[1]) for c in df.columns
+                 if c.startswith("provenance.") and c != "provenance.timestamp"
+                 and not c.startswith("provenance.config.")]
+    # devices and MPI hosts live in params; collect them as provenance facts too
+    prov_cols += [(c, label) for c, label in (("params.device", "device"), ("params.device_name", "device"),
+                                              ("params.device_names", "device"), ("params.hosts", "host"))
+                  if c in df.columns]
+    for c, label in prov_cols:
         vals: list[str] = []
         for v in df[c]:
             if isinstance(v, (list, tuple)):
@@ -693,9 +739,7 @@ def provenance_table(df: pd.DataFrame) -> pd.DataFrame:
             elif as_key(v) and as_key(v) not in vals:
                 vals.append(as_key(v))
         if vals:
-            label = c.split(".", 1)[1]
-            rows.append({"field": "device" if c.startswith("params.") else label,
-                         "values": ", ".join(vals[:12]) + (f" (+{len(vals) - 12} more)" if len(vals) > 12 else "")})
+            rows.append({"field": label, "values": vals})
     if "provenance.timestamp" in df.columns:
         ts = df["provenance.timestamp"].dropna().astype(str)
         if not ts.empty:
@@ -705,11 +749,14 @@ def provenance_table(df: pd.DataFrame) -> pd.DataFrame:
     if versions:
         rows = [r for r in rows if not r["field"].startswith("versions.")]
         rows.append({"field": "package versions",
-                     "values": ", ".join(f"{r['field'][9:]} {r['values']}" for r in versions)})
-    merged: dict[str, str] = {}
+                     "values": ", ".join(f"{r['field'][9:]} {'/'.join(r['values'])}" for r in versions)})
+    merged: dict[str, list[str]] = {}
     for r in rows:
-        merged[r["field"]] = (merged[r["field"]] + ", " + r["values"]) if r["field"] in merged else r["values"]
-    return pd.DataFrame([{"field": k, "values": v} for k, v in merged.items()])
+        vals = r["values"] if isinstance(r["values"], list) else [r["values"]]
+        merged.setdefault(r["field"], [])
+        merged[r["field"]] += [v for v in vals if v not in merged[r["field"]]]
+    return pd.DataFrame([{"field": k, "values": ", ".join(v[:12]) + (f" (+{len(v) - 12} more)" if len(v) > 12 else "")}
+                         for k, v in merged.items()])
 
 
 def unique_nonempty(values: Iterable[Any]) -> list[str]:

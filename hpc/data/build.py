@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from hpc.atomic import OutputNotWritableError, ensure_writable_dir
 from hpc.data.errors import DatasetError, NothingConvertedError, VolumeError
-from hpc.data.slices import nonempty_slice_indices, prepare_slice, slice_image
+from hpc.data.slices import axis_number, nonempty_slice_indices, prepare_slice, slice_image
 from hpc.data.sources import Source, discover
 from hpc.data.split import make_split
 from hpc.data.volumes import Volume, check_same_grid, load_volume, reference_grid
@@ -85,7 +85,7 @@ def volume_slices(volume: Volume, cfg: dict[str, Any]) -> list[tuple[int, int, n
     """(time point, slice index, prepared image) for every kept slice of one volume."""
     out = []
     axis = cfg["slice_axis"]
-    n_slices = volume.data.shape[{"sagittal": 0, "coronal": 1, "axial": 2}[axis]]
+    n_slices = volume.data.shape[axis_number(axis)]
     for t_pos, t in enumerate(volume.volume_indices):
         vol3 = volume.data[..., t_pos]
         if cfg["drop_empty"]:

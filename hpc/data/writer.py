@@ -73,4 +73,11 @@ def write_dataset(path: str | os.PathLike[str], table: SliceTable, *, config: di
             f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             f.attrs["slice_axis"] = slice_axis
             f.attrs["image_size"] = np.array([h, w], dtype=np.int64)
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; a dataset is meant to be shared
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -106,74 +106,81 @@ if numba is not None:
             _hmax_edge(buf, o, ow, sw, pw, kw, w)
 
     @njit(parallel=True, cache=True)
-    def _max_pool(x, out, kh, kw, sh, sw, ph, pw, rows_per_task):  # pragma: no cover - jitted
+    def _max_pool(x, out, kh, kw, sh, sw, ph, pw, rows_per_task, planes_per_task):  # pragma: no cover
         planes, h, w = x.shape
         oh_n = out.shape[1]
         nblk = (oh_n + rows_per_task - 1) // rows_per_task
-        for task in prange(planes * nblk):
-            p = task // nblk
+        ngrp = (planes + planes_per_task - 1) // planes_per_task
+        for task in prange(ngrp * nblk):
+            g = task // nblk
             o0 = (task % nblk) * rows_per_task
             o1 = min(oh_n, o0 + rows_per_task)
-            buf = np.empty(w, dtype=x.dtype)
+            buf = np.empty(w, dtype=x.dtype)  # per task: scratch rows, L1-resident
             ev = np.empty(w // 2 + 2, dtype=x.dtype)  # scratch for the 3/2 horizontal pass
             od = np.empty(w // 2 + 2, dtype=x.dtype)
-            xp = x[p]
-            for oh in range(o0, o1):
-                r0 = oh * sh - ph
-                r1 = min(r0 + kh, h)
-                r0 = max(r0, 0)
-                # vertical pass: running max of the window's rows, unit stride (vectorised)
-                if r1 - r0 >= 3:  # one fused pass over three rows (3x3 windows)
-                    a = xp[r0]
-                    b = xp[r0 + 1]
-                    d = xp[r0 + 2]
-                    for c in range(w):
-                        buf[c] = _nanmax(_nanmax(a[c], b[c]), d[c])
-                    for r in range(r0 + 3, r1):
-                        a = xp[r]
+            for p in range(g * planes_per_task, min(planes, (g + 1) * planes_per_task)):
+                xp = x[p]
+                for oh in range(o0, o1):
+                    r0 = oh * sh - ph
+                    r1 = min(r0 + kh, h)
+                    r0 = max(r0, 0)
+                    # vertical pass: running max of the window's rows, unit stride (vectorised)
+                    if r1 - r0 >= 3:  # one fused pass over three rows (3x3 windows)
+                        a = xp[r0]
+                        b = xp[r0 + 1]
+                        d = xp[r0 + 2]
                         for c in range(w):
-                            buf[c] = _nanmax(buf[c], a[c])
-                    _hmax_row(buf, out[p, oh], kw, sw, pw, w, ev, od)
-                elif r1 - r0 == 2:
-                    a = xp[r0]
-                    b = xp[r0 + 1]
-                    for c in range(w):
-                        buf[c] = _nanmax(a[c], b[c])
-                    for r in range(r0 + 2, r1):
-                        a = xp[r]
+                            buf[c] = _nanmax(_nanmax(a[c], b[c]), d[c])
+                        for r in range(r0 + 3, r1):
+                            a = xp[r]
+                            for c in range(w):
+                                buf[c] = _nanmax(buf[c], a[c])
+                        _hmax_row(buf, out[p, oh], kw, sw, pw, w, ev, od)
+                    elif r1 - r0 == 2:
+                        a = xp[r0]
+                        b = xp[r0 + 1]
                         for c in range(w):
-                            buf[c] = _nanmax(buf[c], a[c])
-                    _hmax_row(buf, out[p, oh], kw, sw, pw, w, ev, od)
-                else:  # one row in the window: pool it directly
-                    _hmax_row(xp[r0], out[p, oh], kw, sw, pw, w, ev, od)
+                            buf[c] = _nanmax(a[c], b[c])
+                        for r in range(r0 + 2, r1):
+                            a = xp[r]
+                            for c in range(w):
+                                buf[c] = _nanmax(buf[c], a[c])
+                        _hmax_row(buf, out[p, oh], kw, sw, pw, w, ev, od)
+                    else:  # one row in the window: pool it directly
+                        _hmax_row(xp[r0], out[p, oh], kw, sw, pw, w, ev, od)
 
     @njit(parallel=True, cache=True)
-    def _avg_pool(x, out, kh, kw, sh, sw, ph, pw, div_h, div_w, rows_per_task):  # pragma: no cover
+    def _avg_pool(x, out, kh, kw, sh, sw, ph, pw, div_h, div_w, rows_per_task,
+                  planes_per_task):  # pragma: no cover
         planes, h, w = x.shape
         oh_n, ow_n = out.shape[1], out.shape[2]
         nblk = (oh_n + rows_per_task - 1) // rows_per_task
-        for task in prange(planes * nblk):
-            p = task // nblk
+        ngrp = (planes + planes_per_task - 1) // planes_per_task
+        for task in prange(ngrp * nblk):
+            g = task // nblk
             o0 = (task % nblk) * rows_per_task
             o1 = min(oh_n, o0 + rows_per_task)
             buf = np.empty(w, dtype=np.float64)
-            for oh in range(o0, o1):
-                r0 = oh * sh - ph
-                r1 = min(r0 + kh, h)
-                r0 = max(r0, 0)
-                for c in range(w):
-                    buf[c] = x[p, r0, c]
-                for r in range(r0 + 1, r1):
+            for p in range(g * planes_per_task, min(planes, (g + 1) * planes_per_task)):
+                for oh in range(o0, o1):
+                    r0 = oh * sh - ph
+                    r1 = min(r0 + kh, h)
+                    r0 = max(r0, 0)
+                    a = x[p, r0]  # row views: unit-stride loops without index wraparound
                     for c in range(w):
-                        buf[c] += x[p, r, c]
-                for ow in range(ow_n):
-                    c0 = ow * sw - pw
-                    c1 = min(c0 + kw, w)
-                    c0 = max(c0, 0)
-                    s = 0.0
-                    for c in range(c0, c1):
-                        s += buf[c]
-                    out[p, oh, ow] = s / (div_h[oh] * div_w[ow])
+                        buf[c] = a[c]
+                    for r in range(r0 + 1, r1):
+                        a = x[p, r]
+                        for c in range(w):
+                            buf[c] += a[c]
+                    for ow in range(ow_n):
+                        c0 = ow * sw - pw
+                        c1 = min(c0 + kw, w)
+                        c0 = max(c0, 0)
+                        s = 0.0
+                        for c in range(c0, c1):
+                            s += buf[c]
+                        out[p, oh, ow] = s / (div_h[oh] * div_w[ow])
 
     @njit(parallel=True, cache=True)
     def _matmul(a, b, c, bm, bk, bn):  # pragma: no cover - jitted
@@ -187,10 +194,12 @@ if numba is not None:
                 for k0 in range(0, k, bk):
                     k1 = min(k, k0 + bk)
                     for i in range(i0, i1):
-                        for kk in range(k0, k1):
-                            aik = a[i, kk]
-                            for j in range(j0, j1):
-                                c[i, j] += aik * b[kk, j]
+                        ci = c[i, j0:j1]  # slices: indices from 0, no wraparound checks,
+                        for kk in range(k0, k1):  # so the j loop vectorises (FMA-free:
+                            aik = a[i, kk]        # fastmath off, results match NumPy closely)
+                            brow = b[kk, j0:j1]
+                            for j in range(j1 - j0):
+                                ci[j] += aik * brow[j]
 
 
 # Kernels are compiled per dtype (parallel=True compiles are slow, ~10 s each): narrow
@@ -202,11 +211,15 @@ _WORK_DTYPE: dict[str, np.dtype] = {
 }
 
 
-def rows_per_task(planes: int, out_h: int, threads: int) -> int:
-    """Output rows per parallel task: about 4 tasks per thread over the whole batch (load
-    balance), whole planes when there are enough of them (no split rows at all)."""
-    blocks_per_plane = max(1, math.ceil(4 * threads / max(planes, 1)))
-    return max(1, math.ceil(out_h / blocks_per_plane))
+def task_split(planes: int, out_h: int, threads: int) -> tuple[int, int]:
+    """(output rows per task, planes per task): about 4 tasks per thread (load balance).
+    Few planes (one big image): split each plane into row blocks. Many planes (NCHW
+    batches): whole planes, several per task so per-task set-up (scratch rows) is amortised."""
+    tasks = 4 * threads
+    if planes >= tasks:
+        return max(1, out_h), math.ceil(planes / tasks)
+    blocks_per_plane = math.ceil(tasks / max(planes, 1))
+    return max(1, math.ceil(out_h / blocks_per_plane)), 1
 
 
 def _axis_divisor(size: int, k: int, s: int, p: int, n_out: int, include_pad: bool) -> np.ndarray:
@@ -225,9 +238,9 @@ def pool2d(x: Any, geom: PoolGeometry, op: str, count_include_pad: bool,
     planes = np.ascontiguousarray(a.reshape(n * c, h, w), dtype=work_dtype)
     out = np.empty((n * c, geom.out_h, geom.out_w), dtype=work_dtype)
     (kh, kw), (sh, sw), (ph, pw) = geom.kernel, geom.stride, geom.padding
-    rpt = rows_per_task(n * c, geom.out_h, numba.get_num_threads())
+    rpt, ppt = task_split(n * c, geom.out_h, numba.get_num_threads())
     if op == "max":
-        _max_pool(planes, out, kh, kw, sh, sw, ph, pw, rpt)
+        _max_pool(planes, out, kh, kw, sh, sw, ph, pw, rpt, ppt)
     else:
         if divisor_override is not None:
             div_h = np.full(geom.out_h, float(divisor_override))
@@ -237,7 +250,7 @@ def pool2d(x: Any, geom: PoolGeometry, op: str, count_include_pad: bool,
             div_w = _axis_divisor(w, kw, sw, pw, geom.out_w, count_include_pad)
         if work_dtype != a.dtype:  # float16: keep the float64 average, round once
             out = np.empty((n * c, geom.out_h, geom.out_w), dtype=np.float64)
-        _avg_pool(planes, out, kh, kw, sh, sw, ph, pw, div_h, div_w, rpt)
+        _avg_pool(planes, out, kh, kw, sh, sw, ph, pw, div_h, div_w, rpt, ppt)
     return out.reshape(n, c, geom.out_h, geom.out_w).astype(a.dtype, copy=False)
 
 

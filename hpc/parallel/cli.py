@@ -55,6 +55,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", help="where input/output HDF5 files go (default results/scaling/work)")
     parser.add_argument("--output", help="JSONL records (written by rank 0 when every rank succeeded); "
                                          "default results/scaling/<name>-P<ranks>.jsonl")
+    parser.add_argument("--summarize", nargs="+", metavar="JSONL",
+                        help="print a Markdown table (phases, efficiency vs 1 rank, bandwidth) of "
+                             "existing scaling records and exit; runs nothing, needs no MPI")
     parser.set_defaults(func=main)
 
 
@@ -101,6 +104,15 @@ def resolve_settings(args: argparse.Namespace, ranks: int) -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.summarize:
+        from hpc.records import read_records
+
+        from .summary import summarize
+        try:
+            print(summarize(read_records(args.summarize)), end="")
+        except (OSError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+        return 0
     from mpi4py import MPI
 
     from . import driver, failure

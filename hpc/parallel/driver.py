@@ -338,8 +338,12 @@ def run(comm: Any, s: Settings) -> list[Record]:
 def summary_line(rec: Record) -> str:
     m = rec.metrics
     phases = " ".join(f"{p}={m[p + '_s']:.4f}" for p in PHASES if m.get(p + "_s"))
-    extra = (f" bw={m['bandwidth_gbs']:.2f}GB/s copy={m.get('copy_bandwidth_gbs', float('nan')):.2f}GB/s"
-             if "bandwidth_gbs" in m else f" gflops={m.get('gflops', 0):.1f}")
+    if "bandwidth_gbs" in m:
+        extra = f" bw={m['bandwidth_gbs']:.2f}GB/s"
+        if "copy_bandwidth_gbs" in m:
+            extra += f" copy={m['copy_bandwidth_gbs']:.2f}GB/s ({m['bound_fraction']:.0%})"
+    else:
+        extra = f" gflops={m.get('gflops', 0):.1f}"
     return (f"{rec.name}: total={m['total_s']:.4f}s {phases} imbalance={m['load_imbalance']:.3f}{extra}")
 
 

@@ -1,6 +1,6 @@
 """Run under ``mpiexec -n P``: distributed kernels vs the single-process kernels, exactly.
 
-Usage: check_distributed.py WORKDIR GROUP[,GROUP...]   (groups: pool, batch, hetero, matmul)
+Usage: check_distributed.py WORKDIR GROUP[,GROUP...]   (groups: pool, batch, hetero, matmul, cuda)
 
 Every check runs on every rank; rank 0 compares with the single-process result and the
 program exits 1 (on every rank) when anything differs, printing each mismatch.
@@ -75,6 +75,7 @@ def check_pool(label, x, op, kw, backend="numba", weights=None, paths=("scatter"
                 fail(f"{label} {op} {path}: unexpected {exc}")
             elif "more ranks than" not in str(exc):
                 fail(f"{label} {op} {path}: unclear error {exc}")
+            comm.Barrier()   # a fast rank must not rewrite the input while a slow one still reads it
             continue
         if rank == 0:
             if got is None or got.shape != ref.shape or got.dtype != ref.dtype:
@@ -153,6 +154,15 @@ def group_hetero():
     check_pool("hetero calibrated weights", x, "max", kw, backend=mine, weights=weights, ref_backend="numpy")
 
 
+def group_cuda():
+    """Odd ranks on numba-cuda (run under NUMBA_ENABLE_CUDASIM=1 in CI: the CUDA simulator),
+    even ranks on numba CPU: the heterogeneous CPU+GPU layout, small shapes."""
+    mine = "numba-cuda" if rank % 2 else "numba"
+    for label, shape, kw in (IMAGES[1], IMAGES[3]):
+        x = rng.standard_normal((shape[0] // 2 + 3, shape[1] // 2 + 1)).astype(np.float32)
+        check_pool(f"cuda {label}", x, "max", kw, backend=mine, ref_backend="numpy", paths=("scatter",))
+
+
 def group_matmul():
     global checks
     cases = [((37, 29), (29, 13)), ((16, 16), (16, 16)), ((8, 5), (5, 9)), ((61, 7), (7, 33))]
@@ -191,6 +201,7 @@ def group_matmul():
                 spec = hp.distributed_matmul(f"{workdir}/ab.h5:/a", f"{workdir}/ab.h5:/b", comm=comm,
                                              path="parallel-io", algorithm=alg, out=f"{workdir}/c.h5:/c")
             except DecompositionError:
+                comm.Barrier()
                 continue
             if rank == 0:
                 with h5py.File(workdir / "c.h5", "r") as fh:
@@ -201,7 +212,8 @@ def group_matmul():
 
 try:
     for g in groups:
-        {"pool": group_pool, "batch": group_batch, "hetero": group_hetero, "matmul": group_matmul}[g]()
+        {"pool": group_pool, "batch": group_batch, "hetero": group_hetero, "matmul": group_matmul,
+         "cuda": group_cuda}[g]()
 except Exception:
     traceback.print_exc()
     sys.stderr.flush()

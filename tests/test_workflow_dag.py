@@ -1,0 +1,98 @@
+"""The Snakemake workflow's shape: lint, and the jobs a dry run plans (one per sweep point)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hpc.config import load_config, load_experiment
+from workflow_support import REPO, TINY_CONFIG, job_counts, make_sandbox, snakemake
+
+pytestmark = pytest.mark.slow
+
+GPU_BACKENDS = {"numba-cuda", "cupy", "torch-cuda", "cuda"}
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    return make_sandbox(tmp_path_factory.mktemp("workflow-dag"))
+
+
+def expected_jobs(config_path) -> dict[str, int]:
+    """Jobs per rule, worked out from the experiment files the way the issue specifies:
+    one benchmark job per backend, one MPI job per (mode, ranks), one job per training run."""
+    cfg = load_config(REPO / "config/config.yaml")
+    if config_path is not None:
+        cfg["experiments"] = __import__("yaml").safe_load((REPO / config_path).read_text())["experiments"]
+    jobs = {"build_dataset": 1, "aggregate": 1, "report": 1, "all": 1}
+
+    def add(rule, n=1):
+        jobs[rule] = jobs.get(rule, 0) + n
+
+    for path in cfg["experiments"]:
+        spec = load_experiment(REPO / path)
+        if spec["kind"] == "kernels":
+            for b in spec["backends"]:
+                add("bench_kernels_gpu" if b in GPU_BACKENDS else "bench_kernels")
+        elif spec["kind"] == "scaling":
+            for _mode in spec["modes"]:
+                for ranks in spec["ranks"]:
+                    add("scale_single" if ranks == 1 else "scale_mpi")
+        else:
+            for run in spec["runs"]:
+                ranks = run.get("ranks", 1)
+                add("train_ddp" if ranks > 1 else "train_gpu" if run.get("device") == "cuda" else "train_cpu")
+    return jobs
+
+
+def test_lint_is_clean(sandbox):
+    proc = snakemake(sandbox, "--lint", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Lints for" not in proc.stdout, proc.stdout[-3000:]
+
+
+def test_default_dry_run_plans_one_job_per_sweep_point(sandbox):
+    proc = snakemake(sandbox, "-n", "--cores", "2", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    counts = job_counts(proc.stdout)
+    assert counts == expected_jobs(None)
+    assert counts["scale_mpi"] >= 1 and counts["train_ddp"] >= 1 and counts["bench_kernels"] >= 3
+    # MPI points run under the `mpi` launcher with one task per rank; locally that is mpiexec
+    block = re.search(r"rule scale_mpi:.*?resources: ([^\n]*)", proc.stdout, re.S).group(1)
+    assert "mpi=mpiexec" in block and "tasks=2" in block
+    assert "results/scaling/scaling-laptop/weak/n2.jsonl" in proc.stdout
+    assert "results/report.html" in proc.stdout
+
+
+def test_tiny_dry_run(sandbox):
+    proc = snakemake(sandbox, "-n", "--cores", "2", "--configfile", TINY_CONFIG, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    counts = job_counts(proc.stdout)
+    assert counts == expected_jobs(TINY_CONFIG)
+    assert counts == {"build_dataset": 1, "aggregate": 1, "report": 1, "all": 1, "bench_kernels": 2,
+                      "bench_kernels_gpu": 1, "scale_single": 1, "scale_mpi": 1, "train_cpu": 1,
+                      "train_gpu": 1, "train_ddp": 1}
+    gpu = re.search(r"rule train_gpu:.*?resources: ([^\n]*)", proc.stdout, re.S).group(1)
+    assert "gpu=1" in gpu
+
+
+def test_slurm_profile_dry_run_uses_srun_and_requests_gpus(sandbox):
+    proc = snakemake(sandbox, "-n", "--profile", "slurm", "--configfile", TINY_CONFIG, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert job_counts(proc.stdout) == expected_jobs(TINY_CONFIG)
+    mpi = re.search(r"rule scale_mpi:.*?resources: ([^\n]*)", proc.stdout, re.S).group(1)
+    assert "mpi=srun" in mpi and "tasks=2" in mpi and "cpus_per_task=1" in mpi
+    ddp = re.search(r"rule train_ddp:.*?resources: ([^\n]*)", proc.stdout, re.S).group(1)
+    assert "mpi=srun" in ddp and "tasks=2" in ddp
+    gpu = re.search(r"rule bench_kernels_gpu:.*?resources: ([^\n]*)", proc.stdout, re.S).group(1)
+    assert "gpu=1" in gpu and "runtime=60" in gpu
+
+
+def test_invalid_experiment_fails_at_parse_time(sandbox, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: scaling\nname: bad\nranks: [0]\n")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"experiments: [{bad}]\n")
+    proc = snakemake(sandbox, "-n", "--cores", "1", "--configfile", str(cfg), timeout=300)
+    assert proc.returncode != 0
+    assert str(bad) in proc.stdout and "ranks" in proc.stdout
