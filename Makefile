@@ -14,7 +14,7 @@ APT_PACKAGES := pocl-opencl-icd ocl-icd-libopencl1 clinfo slurm-wlm munge chromi
 .PHONY: run test setup system-packages lint clean-results
 
 run: setup
-	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete
 
 test: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)

@@ -50,8 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads-per-rank", type=int, help="numba/BLAS threads per rank (default 1)")
     parser.add_argument("--no-copy-bandwidth", dest="copy_bandwidth", action="store_false", default=None,
                         help="skip the node copy-bandwidth measurement")
-    parser.add_argument("--numpy-hugepages", action="store_true", default=None,
-                        help="keep NumPy's MADV_HUGEPAGE on large arrays (off: avoids THP compaction stalls)")
+    parser.add_argument("--no-numpy-hugepages", dest="numpy_hugepages", action="store_false", default=None,
+                        help="turn off NumPy's MADV_HUGEPAGE on large arrays (avoids transparent-hugepage "
+                             "compaction stalls on a loaded machine, at the price of more page faults)")
     parser.add_argument("--workdir", help="where input/output HDF5 files go (default results/scaling/work)")
     parser.add_argument("--output", help="JSONL records (written by rank 0 when every rank succeeded); "
                                          "default results/scaling/<name>-P<ranks>.jsonl")

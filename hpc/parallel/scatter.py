@@ -8,8 +8,9 @@ item's extent), so a block of items ``[a, b)`` is ``b - a`` of those types start
 displacement ``a``: Scatterv/Gatherv move strided row blocks of a batch without packing.
 
 Halo blocks of overlapping windows (k > s) share input rows. The MPI standard forbids a
-Scatterv whose counts/displacements read a root location more than once (MPI-4.0, 6.6:
-"should not cause any location on the root to be read more than once"), so overlapping
+Scatterv whose counts/displacements read a root location more than once (MPI_SCATTERV:
+"should not cause any location on the root to be read more than once"; it often works
+in practice, but is not portable), so overlapping
 blocks go point-to-point (``Isend`` from root per rank, same datatypes, no packing) and
 disjoint ones through one ``Scatterv``.
 """

@@ -1,4 +1,4 @@
-"""``python -m hpc train {run,lr-find,ddp-sweep}``.
+"""``python -m hpc train {run,lr-find,ddp-sweep,ddp-allreduce}``.
 
 Settings come from three layers, later wins: the schema defaults
 (hpc/schemas/experiment.schema.yaml, ``$defs/training``), the chosen run of
@@ -53,7 +53,7 @@ _BOOL_OPTIONS: dict[str, str] = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="{run,lr-find,ddp-sweep}")
+    sub = parser.add_subparsers(dest="action", metavar="{run,lr-find,ddp-sweep,ddp-allreduce}")
 
     run = sub.add_parser("run", help="train (or resume) one run; writes metrics.jsonl, "
                          "confusion matrix, checkpoints", description=__doc__,
