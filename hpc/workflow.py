@@ -30,8 +30,8 @@ as *skipped*. Snakemake alone would either stop or drop the point. So:
   command is killed, nothing is recorded or published, non-zero exit, so the point is
   rerun next time.
 
-A failed point is therefore not retried automatically: delete its record file (or use
-``snakemake --forcerun <rule>``) to try again.
+A failed point is therefore not retried automatically: ``snakemake -R <its record file>``
+redoes it (and then the report).
 """
 from __future__ import annotations
 

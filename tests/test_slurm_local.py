@@ -7,6 +7,7 @@ the reason otherwise. The cluster is started once for this module and stopped at
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -21,6 +22,9 @@ from workflow_support import (REPO, TINY_CONFIG, check_tiny_results, job_env, ma
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.mpi]
 
 CLUSTER = REPO / "slurm" / "local-cluster.sh"
+# Epochs of the requeue test's run: enough that the signal (sent after the first epoch)
+# arrives while it still trains, few enough to stay quick (a tiny network: ~1 s each).
+EPOCHS = 15
 
 
 def _skip_reason() -> str | None:
@@ -138,7 +142,7 @@ def test_train_sbatch_job_checkpoints_on_usr1_and_requeues(cluster, tmp_path):
                            timeout=300)
     assert build.returncode == 0, build.stderr
     env = dict(cluster, DEVICE="cpu",
-               EXTRA_ARGS="--epochs 4 --width 0.25 --hidden 64 --batch-size 32 --threads 1")
+               EXTRA_ARGS=f"--epochs {EPOCHS} --width 0.25 --hidden 64 --batch-size 32 --threads 1")
     jobid = _sbatch(sandbox, env, "--gpus=0", "--cpus-per-task=1", "--mem=3000",
                     "--output=train-%j.out", "slurm/jobs/train-gpu.sbatch",
                     "tests/workflow/training-tiny.yaml", "cpu")
@@ -163,7 +167,8 @@ def test_train_sbatch_job_checkpoints_on_usr1_and_requeues(cluster, tmp_path):
                               capture_output=True, text=True, timeout=60).stdout
         if "Restarts=1" in info and "JobState=PENDING" in info:
             break
-        assert "JobState=COMPLETED" not in info, "the job ended instead of requeueing itself"
+        assert not re.search(r"JobState=(COMPLETED|FAILED|CANCELLED)", info), \
+            f"the job ended instead of requeueing itself:\n{info}\n{(sandbox / f'train-{jobid}.out').read_text()}"
         time.sleep(0.5)
     else:
         raise AssertionError(f"job {jobid} did not requeue itself:\n{info}")
@@ -175,5 +180,5 @@ def test_train_sbatch_job_checkpoints_on_usr1_and_requeues(cluster, tmp_path):
     assert "got SIGUSR1" in out and "requeueing job" in out
     assert "restart 1" in out and "resuming" in out
     recs = read_jsonl(metrics)
-    assert len([r for r in recs if r["kind"] == "training_epoch"]) == 4
+    assert len([r for r in recs if r["kind"] == "training_epoch"]) == EPOCHS
     assert any(r["kind"] == "training" and r["status"] == "ok" for r in recs)

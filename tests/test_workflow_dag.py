@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from hpc.config import load_config, load_experiment
 from workflow_support import REPO, TINY_CONFIG, job_counts, make_sandbox, snakemake
@@ -23,7 +24,7 @@ def expected_jobs(config_path) -> dict[str, int]:
     one benchmark job per backend, one MPI job per (mode, ranks), one job per training run."""
     cfg = load_config(REPO / "config/config.yaml")
     if config_path is not None:
-        cfg["experiments"] = __import__("yaml").safe_load((REPO / config_path).read_text())["experiments"]
+        cfg["experiments"] = yaml.safe_load((REPO / config_path).read_text())["experiments"]
     jobs = {"build_dataset": 1, "aggregate": 1, "report": 1, "all": 1}
 
     def add(rule, n=1):

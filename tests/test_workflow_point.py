@@ -1,11 +1,10 @@
 """hpc.workflow point: how one sweep point's outcome becomes records (real subprocesses)."""
 from __future__ import annotations
 
-import json
 import signal
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest

@@ -105,6 +105,44 @@ if numba is not None:
         for ow in range(hi, ow_n):
             _hmax_edge(buf, o, ow, sw, pw, kw, w)
 
+    @njit(inline="always")
+    def _havg_edge(buf, o, ow, sw, pw, kw, w, dh, div_w):  # pragma: no cover - jitted
+        c0 = ow * sw - pw
+        c1 = min(c0 + kw, w)
+        c0 = max(c0, 0)
+        s = 0.0
+        for c in range(c0, c1):
+            s += buf[c]
+        o[ow] = s / (dh * div_w[ow])
+
+    @njit(inline="always")
+    def _havg_row(buf, o, kw, sw, pw, w, dh, div_w):  # pragma: no cover - jitted
+        """o[ow] = sum(buf[window]) / (dh * div_w[ow]); like _hmax_row, interior outputs take a
+        fixed-width path (2/2 and 3/2 specialised) so the loop vectorises."""
+        ow_n = o.shape[0]
+        lo = min((pw + sw - 1) // sw, ow_n)
+        hi = max(lo, min(ow_n, (w - kw + pw) // sw + 1)) if w + pw >= kw else lo
+        for ow in range(lo):
+            _havg_edge(buf, o, ow, sw, pw, kw, w, dh, div_w)
+        b = buf[lo * sw - pw:]
+        oo = o[lo:hi]
+        dw = div_w[lo:hi]
+        n = hi - lo
+        if sw == 2 and kw == 2:
+            for i in range(n):
+                oo[i] = (b[2 * i] + b[2 * i + 1]) / (dh * dw[i])
+        elif sw == 2 and kw == 3:
+            for i in range(n):
+                oo[i] = (b[2 * i] + b[2 * i + 1] + b[2 * i + 2]) / (dh * dw[i])
+        else:
+            for i in range(n):
+                s = 0.0
+                for c in range(kw):
+                    s += b[i * sw + c]
+                oo[i] = s / (dh * dw[i])
+        for ow in range(hi, ow_n):
+            _havg_edge(buf, o, ow, sw, pw, kw, w, dh, div_w)
+
     @njit(parallel=True, cache=True)
     def _max_pool(x, out, kh, kw, sh, sw, ph, pw, rows_per_task, planes_per_task):  # pragma: no cover
         planes, h, w = x.shape
@@ -173,14 +211,7 @@ if numba is not None:
                         a = x[p, r]
                         for c in range(w):
                             buf[c] += a[c]
-                    for ow in range(ow_n):
-                        c0 = ow * sw - pw
-                        c1 = min(c0 + kw, w)
-                        c0 = max(c0, 0)
-                        s = 0.0
-                        for c in range(c0, c1):
-                            s += buf[c]
-                        out[p, oh, ow] = s / (div_h[oh] * div_w[ow])
+                    _havg_row(buf, out[p, oh], kw, sw, pw, w, div_h[oh], div_w)
 
     @njit(parallel=True, cache=True)
     def _matmul(a, b, c, bm, bk, bn):  # pragma: no cover - jitted

@@ -41,7 +41,7 @@ from hpc.records import Record, new_record, write_records
 from hpc.train import ddp
 from hpc.train.checkpoint import (CheckpointError, config_hash, load_checkpoint, model_signature,
                                   rng_state, save_checkpoint, set_rng_state)
-from hpc.train.data import DatasetError, SliceDataset, channel_stats, check_training_classes, validate_file
+from hpc.train.data import SliceDataset, channel_stats, check_training_classes, validate_file
 from hpc.train.metrics import (accuracy_from_cm, precision_recall, write_confusion_csv,
                                write_confusion_png)
 from hpc.train.signals import EXIT_PREEMPTED, PreemptionHandler
