@@ -70,8 +70,15 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
     return validate_config(_read_yaml_mapping(path), source=str(path))
 
 
-def load_experiment(path: str | Path) -> dict[str, Any]:
-    """Load and validate one experiments/*.yaml definition (defaults filled in)."""
+def load_experiment(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Load and validate one experiments/*.yaml definition (defaults filled in).
+
+    ``kind``: the experiment kind the caller runs; another kind is a ConfigError, so a
+    training file handed to ``hpc scale`` fails with a message naming the file.
+    """
     path = Path(path)
-    return validate_config(_read_yaml_mapping(path), source=str(path),
+    spec = validate_config(_read_yaml_mapping(path), source=str(path),
                            schema_path=EXPERIMENT_SCHEMA_PATH)
+    if kind is not None and spec["kind"] != kind:
+        raise ConfigError(f"{path}: kind is {spec['kind']!r}, expected {kind!r}")
+    return spec

@@ -97,11 +97,9 @@ def build_sweep(args: argparse.Namespace) -> dict[str, Any]:
     from hpc.config import ConfigError, load_experiment
     if args.experiment is not None:
         try:
-            spec = load_experiment(args.experiment)
+            spec = load_experiment(args.experiment, kind="kernels")
         except ConfigError as exc:
             raise _cli_error(str(exc)) from None
-        if spec["kind"] != "kernels":
-            raise _cli_error(f"{args.experiment}: kind is {spec['kind']!r}, expected 'kernels'")
     else:
         spec = {"kind": "kernels", "name": "adhoc", "backends": DEFAULT_BACKENDS,
                 "repeats": 5, "warmup": 1, "check": True,

@@ -72,11 +72,9 @@ def resolve_settings(args: argparse.Namespace, ranks: int) -> Any:
     s = Settings()
     if args.experiment is not None:
         try:
-            exp = load_experiment(args.experiment)
+            exp = load_experiment(args.experiment, kind="scaling")
         except ConfigError as exc:
             raise CliError(str(exc)) from None
-        if exp["kind"] != "scaling":
-            raise CliError(f"{args.experiment}: kind is {exp['kind']!r}, hpc scale needs kind: scaling")
         s.name = exp["name"]
         for key in ("modes", "ops", "sizes", "weak_sizes", "matmul_sizes", "matmul_algorithms", "paths",
                     "kernel_size", "stride", "padding", "ceil_mode", "dtype", "devices", "split",

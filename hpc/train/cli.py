@@ -141,11 +141,9 @@ def resolve_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     exp_name = None
     if args.experiment:
         try:
-            exp = load_experiment(args.experiment)
+            exp = load_experiment(args.experiment, kind="training")
         except ConfigError as exc:
             raise CliError(str(exc)) from None
-        if exp["kind"] != "training":
-            raise CliError(f"--experiment {args.experiment}: kind is {exp['kind']!r}, expected 'training'")
         exp_name = exp["name"]
         runs = {r["name"]: r for r in exp.get("runs", [])}
         if len(runs) != len(exp.get("runs", [])):

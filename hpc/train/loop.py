@@ -582,9 +582,16 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
         bar.close()
     if len(history) < s.epochs:
         return 0  # stopped early on purpose (stop_after_epochs); checkpoint is resumable
-    return _finish(s, env, device, data, out, eval_model, model, augment, history, best, amp,
-                   channels_last, run_params, extra_prov, elapsed_before + (time.perf_counter() - t_start),
-                   best_path)
+    # Every epoch is done and checkpointed; the final evaluation takes seconds, so a
+    # preemption signal arriving now is deferred: finishing beats requeueing a complete run.
+    with PreemptionHandler() as late:
+        code = _finish(s, env, device, data, out, eval_model, model, augment, history, best, amp,
+                       channels_last, run_params, extra_prov,
+                       elapsed_before + (time.perf_counter() - t_start), best_path)
+    if late.requested and is_main:
+        print(f"{late.signal_name} received during the final evaluation: the run finished "
+              f"anyway (exit {code}, nothing to resume)", file=sys.stderr)
+    return code
 
 
 def _finish(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, out: Path,
