@@ -78,6 +78,19 @@ def _wait_for_job(jobid: str, env: dict[str, str], timeout: float = 600) -> str:
     raise AssertionError(f"SLURM job {jobid} still {state} after {timeout} s")
 
 
+def _wait_for_step_teardown(jobid: str, timeout: float = 60) -> None:
+    """Until no slurmstepd of the job's batch step is left (then a short grace period)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = subprocess.run(["pgrep", "-f", f"slurmstepd: \\[{jobid}\\.batch\\]"],
+                              capture_output=True, text=True)
+        if left.returncode != 0:
+            time.sleep(2)
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"batch step of job {jobid} still running {timeout} s after its requeue")
+
+
 def _sbatch(sandbox: Path, env: dict[str, str], *args: str) -> str:
     out = subprocess.run(["sbatch", "--parsable", *args], cwd=sandbox, env=job_env(env),
                          capture_output=True, text=True, timeout=60)
@@ -172,6 +185,10 @@ def test_train_sbatch_job_checkpoints_on_usr1_and_requeues(cluster, tmp_path):
         time.sleep(0.5)
     else:
         raise AssertionError(f"job {jobid} did not requeue itself:\n{info}")
+    # Only once the first start's batch step is torn down: a start forced earlier is
+    # refused by slurmd ("Job N already killed, do not launch batch job") and the job fails.
+    # That teardown race is why SLURM itself holds requeued jobs for a while.
+    _wait_for_step_teardown(jobid)
     subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], env=job_env(cluster),
                    check=True, capture_output=True, timeout=60)
     state = _wait_for_job(jobid, cluster, timeout=900)
