@@ -35,15 +35,20 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
-@functools.lru_cache(maxsize=1)
-def package_versions() -> dict[str, str]:
+def versions_of(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of the named distributions; missing ones are left out."""
     versions: dict[str, str] = {}
-    for name in _PACKAGES:
+    for name in names:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
     return versions
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> dict[str, str]:
+    return versions_of(_PACKAGES)
 
 
 @functools.lru_cache(maxsize=1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.metadata
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from hpc.data.sources import Source, discover
 from hpc.data.split import make_split
 from hpc.data.volumes import Volume, check_same_grid, load_volume, reference_grid
 from hpc.data.writer import SliceTable, write_dataset
+from hpc.provenance import versions_of
 
 VERSION_PACKAGES = ("numpy", "scipy", "nibabel", "nilearn", "h5py", "pillow", "hpc-mri")
 
@@ -54,13 +54,7 @@ def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0]}
-    for name in VERSION_PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    return {"python": sys.version.split()[0], **versions_of(VERSION_PACKAGES)}
 
 
 def check_output_path(output: Path) -> None:
