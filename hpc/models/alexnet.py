@@ -71,6 +71,21 @@ def init_weights(model: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def classifier_head(in_features: int, hidden1: int, hidden2: int, num_classes: int,
+                    dropout: float) -> nn.Sequential:
+    """AlexNet's classifier (Dropout, Linear, ReLU, Dropout, Linear, ReLU, Linear), shared by
+    both variants so their layer indices (and checkpoint keys) stay the same."""
+    return nn.Sequential(
+        nn.Dropout(dropout),
+        nn.Linear(in_features, hidden1),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(hidden1, hidden2),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden2, num_classes),
+    )
+
+
 class AlexNetSmall(nn.Module):
     """The study's AlexNet for 32/64/128 px single- (or multi-) channel slices."""
 
@@ -108,15 +123,7 @@ class AlexNetSmall(nn.Module):
         )
         s = small_feature_size(input_size)
         self.flatten_size = c5 * s * s
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(self.flatten_size, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden, num_classes),
-        )
+        self.classifier = classifier_head(self.flatten_size, hidden, hidden, num_classes, dropout)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -199,15 +206,7 @@ class AlexNetImageNet(nn.Module):
                 raise ValueError(f"input_size={input_size}: too small for the torchvision AlexNet")
             self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.flatten_size = c5 * s * s
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(self.flatten_size, h1),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(h1, h2),
-            nn.ReLU(inplace=True),
-            nn.Linear(h2, k),
-        )
+        self.classifier = classifier_head(self.flatten_size, h1, h2, k, dropout)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
