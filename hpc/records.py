@@ -17,9 +17,10 @@ from typing import Any, Iterable, Iterator, Literal
 from hpc.atomic import atomic_write_text
 from hpc.provenance import provenance
 
-RecordKind = Literal["dataset", "kernel", "scaling", "training", "training_epoch", "ddp"]
+from hpc.schema import KINDS as _SCHEMAS, SCHEMA_VERSION, validate_fields
+
 RecordStatus = Literal["ok", "failed", "skipped"]
-KINDS: tuple[str, ...] = ("dataset", "kernel", "scaling", "training", "training_epoch", "ddp")
+KINDS: tuple[str, ...] = tuple(_SCHEMAS)
 STATUSES: tuple[str, ...] = ("ok", "failed", "skipped")
 
 
@@ -43,6 +44,7 @@ class Record:
     status: str = "ok"
     error: str | None = None
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -65,7 +67,8 @@ class Record:
 def new_record(kind: str, name: str, params: dict[str, Any], metrics: dict[str, Any],
                status: str = "ok", error: str | None = None,
                extra_provenance: dict[str, Any] | None = None) -> Record:
-    """Build a record stamped with this process's provenance."""
+    """Build a record stamped with this process's provenance, validated against its kind's schema."""
+    params, metrics = validate_fields(kind, params, metrics, status)
     prov = provenance()
     if extra_provenance:
         prov.update(extra_provenance)
