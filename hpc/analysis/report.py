@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from hpc.analysis import DEFAULT_TEMPLATE, plots, study, tables
+from hpc.analysis import DEFAULT_TEMPLATE, plots, section_accuracy, study, tables
 from hpc.analysis.aggregate import load_frame, make_readable
 from hpc.atomic import atomic_path
 
@@ -383,10 +383,11 @@ def training_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
     if tt.empty and et.empty and dd.empty:
         sec.empty_note = _no_records(("training", "training_epoch", "ddp"), df)
         return sec
-    if not tt.empty and tt["test_acc"].notna().any():
-        best = tt.loc[tt["test_acc"].idxmax()]
-        sec.callouts.append(("best test accuracy", f"{fmt_acc(best['test_acc'])} ({best['run']}, "
-                             f"{fmt_num(best['epochs'])} epochs, {fmt_seconds(best['wall_s'])}; study: 94.95% after 50 epochs)"))
+    sec.callouts.extend(section_accuracy.callouts(df))
+    sec.add_table("Test accuracy: counts (k/n), 95% Wilson intervals, split, per subject",
+                  make_table(section_accuracy.accuracy_table(df), [Column(c, label, numeric=c not in ("run", "device", "split"))
+                                                                   for c, label in section_accuracy.COLUMNS]),
+                  section_accuracy.STUDY_NOTE)
     emb = sink.add("training-curves", plots.plot_training_curves(et), "training curves",
                    "Solid: training; dashed: validation. Dotted red: the study's published test accuracies.")
     if emb:
@@ -504,6 +505,7 @@ def build_context(df: pd.DataFrame, sink: plots.FigureSink, title: str = "HPC MR
         "sections": sections,
         "study_note": study.SOURCE_NOTE,
         "study_notes": list(study.STUDY_NOTES),
+        "accuracy": section_accuracy.context(df),
     }
 
 
