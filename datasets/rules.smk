@@ -26,7 +26,7 @@ rule build_dataset:
         records=DATASET_RECORDS,
     log:
         str(_DatasetPath(config["results_dir"], "logs", "build_dataset.log")),
-    threads: 1
+    threads: 2  # virtual subjects of the sample set are made in worker processes
     resources:
         runtime=30,
         mem_mb=4000,
