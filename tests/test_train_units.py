@@ -276,3 +276,19 @@ def test_shipped_experiments_validate(name: str) -> None:
     if name == "training-study":
         assert {r["name"]: (r["lr"], r["epochs"], r["optimizer"]) for r in exp["runs"]} == {
             "cpu": (0.001, 50, "adam"), "gpu": (0.001, 50, "adam")}
+
+
+# ------------------------------------------------------------------ time to accuracy
+
+def test_time_to_accuracy_finds_the_first_epoch_at_or_above_the_target() -> None:
+    from hpc.train.time_to_accuracy import Reached, first_reaching, median_reached
+
+    epochs = [{"test_accuracy": a, "epoch_s": 10.0, "wall_s": 12.0 * i}
+              for i, a in enumerate([0.5, 0.96, 0.9, 0.99], start=1)]
+    r = first_reaching(epochs, 0.9495, "a")
+    assert (r.epoch, r.wall_s, r.train_s, r.final_test_accuracy) == (2, 24.0, 20.0, 0.99)
+    never = first_reaching(epochs[:1], 0.9495, "b")
+    assert never.epoch is None and never.epochs_run == 1
+    assert median_reached([r, r, never]) == (2, 24.0, 20.0)
+    assert median_reached([r, never, never]) is None
+    assert isinstance(r, Reached)
