@@ -238,15 +238,16 @@ def build_dataset(cfg: dict[str, Any], output: str | Path, *, strict: bool = Fal
             rows.add([(0, k, image) for k, image in kept3], label, base_source[label].name, subject)
             subjects_info[subject] = {"class": label, "files": [base_source[label].name],
                                       "virtual": prov}
-    for src in converted:
-        if vcfg is None:
+    if vcfg is None:
+        for src in converted:
             info = subjects_info.setdefault(src.subject, {"class": src.label, "files": []})
             info["files"].append(src.name)
 
     few = _too_few_subjects(rows, cfg["split"], str(cfg["input"]))
     rejected.extend((f"{cfg['input']}: class {label}", message) for label, message in few.items())
     rows.drop_labels(set(few))
-    subjects_info = {k: v for k, v in subjects_info.items() if k in set(rows.subject)}
+    kept_subjects = set(rows.subject)
+    subjects_info = {k: v for k, v in subjects_info.items() if k in kept_subjects}
 
     for where, message in rejected:
         log(f"rejected: {message}")
