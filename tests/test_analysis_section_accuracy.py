@@ -19,7 +19,7 @@ def _training(name: str, split: str, k: int, n: int, ks: int | None = None, ns: 
                "best_checkpoint_test_accuracy": (k - 1) / n}
     if ns:
         metrics.update(subject_test_accuracy=ks / ns, subject_test_correct=ks, subject_test_count=ns)
-    return new_record("training", name, {"experiment": "training-laptop", "split": split, "device": "cpu"},
+    return new_record("training", name, {"experiment": "experiments/training-laptop.yaml", "split": split, "device": "cpu"},
                       metrics)
 
 

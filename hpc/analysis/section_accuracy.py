@@ -79,6 +79,8 @@ def accuracy_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
         k = _value(r, "metrics.test_correct")
         experiment = _value(r, "params.experiment")
         best = _value(r, "metrics.best_checkpoint_test_accuracy")
+        if experiment and str(experiment).endswith((".yaml", ".yml")):
+            experiment = str(experiment).rsplit("/", 1)[-1].rsplit(".", 1)[0]
         rows.append({
             "run": f"{experiment}/{r['name']}" if experiment else str(r["name"]),
             "device": _value(r, "params.device"), "split": _value(r, "params.split"),
