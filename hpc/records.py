@@ -21,7 +21,7 @@ from hpc.schema import KINDS as _SCHEMAS, SCHEMA_VERSION, RecordSchemaError, val
 
 RecordStatus = Literal["ok", "failed", "skipped"]
 KINDS: tuple[str, ...] = tuple(_SCHEMAS)
-STATUSES: tuple[str, ...] = ("ok", "failed", "skipped")
+STATUSES: tuple[str, ...] = ("ok", "failed", "skipped", "invalid")  # invalid: set at aggregation only
 
 
 class SchemaVersionError(ValueError):

@@ -67,9 +67,11 @@ def validate_fields(kind: str, params: dict[str, Any], metrics: dict[str, Any],
         raise RecordSchemaError(f"record kind {kind!r}: expected one of {sorted(KINDS)}")
     schema = KINDS[kind]
     try:
+        # exclude_unset: the record keeps exactly the fields its producer wrote (an optional
+        # field it did not write stays absent rather than appearing as null)
         if status == "ok":
-            p = schema.params.model_validate(params).model_dump(mode="json")
-            m = schema.metrics.model_validate(metrics).model_dump(mode="json")
+            p = schema.params.model_validate(params).model_dump(mode="json", exclude_unset=True)
+            m = schema.metrics.model_validate(metrics).model_dump(mode="json", exclude_unset=True)
         else:
             p = not_run_params(kind).model_validate(params).model_dump(mode="json", exclude_unset=True)
             m = dict(metrics)
