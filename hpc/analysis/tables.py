@@ -283,7 +283,7 @@ def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
     out["dtype"] = s["params.dtype"]
     out["window"] = [window_label(k, st, p) if not missing(k) else "" for k, st, p in
                      zip(col(s, "params.kernel_size"), col(s, "params.stride"), col(s, "params.padding"))]
-    out["problem"] = [f"per rank {n}x{n}" if m == "weak" else as_key(sh)
+    out["problem"] = [f"per rank {as_key(n)}x{as_key(n)}" if m == "weak" else as_key(sh)
                       for m, n, sh in zip(s["params.mode"], s["params.size"], s["params.shape"])]
     out["ranks"] = s["params.ranks"].astype(int)
     out["t_distribute_s"] = num(s, "metrics.read_s") + num(s, "metrics.distribute_s")
