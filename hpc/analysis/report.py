@@ -233,7 +233,7 @@ def _times(v: Any) -> str:
 
 
 def _flagged(value: Any, unit: str, flags: Sequence[published.Flag]) -> str:
-    text = f"{value:g} {unit}".strip() if isinstance(value, (int, float)) else str(value)
+    text = f"{value} {unit}".strip()   # as transcribed: published numbers are never re-rounded
     return text + "".join(f" [{f.kind}: {f.note}]" for f in flags)
 
 
@@ -275,7 +275,7 @@ def _published_kernels(sec: Section, kt: pd.DataFrame) -> None:
                        "ours_study": "not run", "ours_fast": "not run", "vs": "\u2014"}
                 if not ours_study.empty:
                     b = ours_study.loc[ours_study["median_s"].idxmin()]
-                    row["ours_study"] = f"{fmt_seconds(b['median_s'])} ({b['variant']}, {b['device_class']})"
+                    row["ours_study"] = f"{fmt_seconds(b['median_s'])} ({b['variant'] or 'serial'}, {b['device']})"
                 if not fast.empty:
                     b = fast.loc[fast["median_s"].idxmin()]
                     row["ours_fast"] = f"{fmt_seconds(b['median_s'])} ({tables._target(b)}, {b['device']}{note})"
@@ -396,7 +396,7 @@ def training_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
             continue
         rows.append({"who": f"004 (published, {r['source']})", "device": pub.hardware, "epochs": str(r["epochs"]),
                      "test_acc": _flagged(r["test_acc_pct"], "%", pub.flags_for(i, "test_acc_pct")).replace(" %", "%"),
-                     "wall_s": f"{r['training_time_s']:g} s"})
+                     "wall_s": f"{r['training_time_s']} s"})
     for _, r in tt.iterrows():
         rows.append({"who": f"ours: {r['run']}", "device": r["device"], "epochs": fmt_num(r["epochs"]),
                      "test_acc": fmt_acc(r["test_acc"]), "wall_s": fmt_seconds(r["wall_s"])})
@@ -470,14 +470,21 @@ def failures_section(df: pd.DataFrame) -> Section:
         sec.empty_note = "None: every recorded point succeeded."
         return sec
     failed = ft[ft["status"] == "failed"]
+    invalid = ft[ft["status"] == "invalid"]
     skipped = tables.skipped_by_reason(ft)
+    n_skipped = int((ft["status"] == "skipped").sum())
     sec.callouts.append(("points without a result",
-                         f"{len(ft)}: {len(failed)} failed, {len(ft) - len(failed)} skipped"))
+                         f"{len(ft)}: {len(failed)} failed, {n_skipped} skipped"
+                         + (f", {len(invalid)} invalid" if len(invalid) else "")))
+    sec.add_table(f"Records that do not match the schema ({len(invalid)}): a producer bug or another "
+                  "version's kind", make_table(
+        invalid, [_col("status"), _col("kind"), _col("name"), _col("error", "what is wrong"),
+                  _col("source", "record file")], row_class=lambda r: "status-failed"))
     sec.add_table(f"Failed points ({len(failed)})", make_table(
         failed, [_col("status"), _col("kind"), _col("name"), _col("point", "parameters"), _col("error"),
                  _col("source", "record file")], row_class=lambda r: f"status-{r['status']}",
         drop_empty=False))
-    sec.add_table(f"Skipped points ({len(ft) - len(failed)}), grouped by reason", make_table(
+    sec.add_table(f"Skipped points ({n_skipped}), grouped by reason", make_table(
         skipped, [_col("status"), _col("kind"), _col("error", "reason"), _col("count", "points", fmt_num),
                   Column("points", "which", wrap=True)], row_class=lambda r: "status-skipped",
         drop_empty=False))
