@@ -74,6 +74,8 @@ def new_record(kind: str, name: str, params: dict[str, Any], metrics: dict[str, 
                status: str = "ok", error: str | None = None,
                extra_provenance: dict[str, Any] | None = None) -> Record:
     """Build a record stamped with this process's provenance, validated against its kind's schema."""
+    if status not in ("ok", "failed", "skipped"):
+        raise ValueError(f"status={status!r}: a producer writes ok, failed or skipped")
     params, metrics = validate_fields(kind, params, metrics, status)
     prov = provenance()
     if extra_provenance:
