@@ -155,3 +155,20 @@ def test_bad_reference_file_is_named(tmp_path):
     bad.write_text("system: vm\nreferences: {kernel: {p: {median_s: [1.0, 0.1, 0.2]}}}\n")
     with pytest.raises(ValueError, match=r"(?s)vm.yaml: not a valid reference file.*lower <= 0 <= upper"):
         references.load(bad)
+
+
+def test_report_marks_points_against_the_systems_references(tmp_path):
+    from hpc.analysis import report
+    run = _run(tmp_path / "a", _slower(fx.kernel_records(), 2.0))
+    refs = references.ReferenceFile(system="vm", references={"kernel": {NUMBA32: {
+        "bound_fraction": (0.8, -0.1, math.inf), "median_s": (2e-6, -math.inf, 0.1)}}})
+    path = tmp_path / "vm.yaml"
+    path.write_text(yaml.safe_dump(refs.model_dump()))
+    text = report.build_report([run], tmp_path / "r.html", references=path, system="vm").read_text()
+    section = text[text.index('<section id="references">'):]
+    section = section[:section.index("</section>")]
+    assert "References (vm)" in section and "0 within, 1 below, 1 above (2 regression(s))" in section
+    assert section.count('class="status-failed"') == 2
+    text = report.build_report([run], tmp_path / "r2.html", references=tmp_path / "none.yaml",
+                               system="vm").read_text()
+    assert "No reference file for system &#39;vm&#39;" in text

@@ -40,6 +40,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE,
                        help="Jinja2 template (default: %(default)s)")
     build.add_argument("--title", default="HPC MRI suite: scaling report", help="report title")
+    build.add_argument("--system", help="system whose references to mark points against "
+                                        "(default: $HPC_SYSTEM, else the records' host)")
+    build.add_argument("--references", type=Path, default=None,
+                       help="reference file (default: experiments/references/<system>.yaml if present)")
     build.set_defaults(func=_build)
 
     check = sub.add_parser("check", help="open a report in headless Chromium: errors, external requests, screenshot",
@@ -77,7 +81,8 @@ def _build(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         out = build_report(args.records, args.output, template=args.template,
-                           figures_dir=args.figures_dir, title=args.title)
+                           figures_dir=args.figures_dir, title=args.title,
+                           references=args.references, system=args.system)
     except (RecordsNotFoundError, TemplateNotFoundError, OutputNotWritableError, ValueError) as exc:
         raise CliError(str(exc)) from None
     print(f"report -> {out} ({out.stat().st_size / 1024:.0f} KiB, {time.perf_counter() - t0:.1f} s)",

@@ -519,6 +519,29 @@ def summary_section(df: pd.DataFrame, others: Sequence[Section]) -> Section:
     return sec
 
 
+def references_section(df: pd.DataFrame, refs_path: Path | None, system: str) -> Section:
+    """Each measured headline metric against the system's reference (ReFrame-style tolerances)."""
+    from hpc.analysis import references
+    sec = Section("references", f"References ({system})",
+                  "Each point's headline metrics against the reference values of this system "
+                  "(experiments/references/<system>.yaml, written by `hpc references update`): within, "
+                  "below or above the allowed band; a regression is the worse side of the metric.")
+    if refs_path is None or not refs_path.is_file():
+        sec.empty_note = (f"No reference file for system {system!r} "
+                          f"({refs_path or references.path_for(system)}); write one with "
+                          "`hpc references update RESULTS_DIR` and commit it.")
+        return sec
+    marks = references.mark(df, references.load(refs_path))
+    sec.callouts.append(("against references", references.summary_line(marks, system).split(": ", 1)[1]))
+    have = marks[marks["mark"] != "no reference"]
+    sec.add_table(f"Points with a reference ({refs_path})", make_table(have, [
+        _col("mark"), _col("verdict"), _col("kind"), _col("point"), _col("metric"),
+        _col("value", "measured", fmt_num), _col("reference", "reference", fmt_num),
+        _col("low", "allowed from", fmt_num), _col("high", "to", fmt_num)],
+        row_class=lambda r: "status-failed" if r["verdict"] == "regression" else ""))
+    return sec
+
+
 def published_section() -> Section:
     """Every transcribed table of every study, cited by document, caption and line."""
     sec = Section("published", "Published figures of the studies", PUBLISHED_NOTE)
@@ -538,10 +561,16 @@ def published_section() -> Section:
 
 # ----------------------------------------------------------------------------- build
 def build_context(df: pd.DataFrame, sink: plots.FigureSink, title: str = "HPC MRI suite: scaling report",
-                  sources: Sequence[str] = ()) -> dict[str, Any]:
-    """Everything the template needs, as plain data."""
+                  sources: Sequence[str] = (), references: str | os.PathLike[str] | None = None,
+                  system: str | None = None) -> dict[str, Any]:
+    """Everything the template needs, as plain data. ``references``: the reference file
+    (default: experiments/references/<system>.yaml when it exists)."""
+    from hpc.analysis import history
+    from hpc.analysis import references as refs_mod
+    system = history.system_name(df, system)
+    refs_path = Path(references) if references is not None else refs_mod.path_for(system)
     body = [dataset_section(df), kernel_section(df, sink), scaling_section(df, sink),
-            training_section(df, sink)]
+            training_section(df, sink), references_section(df, refs_path, system)]
     failures = failures_section(df)
     sections = [summary_section(df, body), provenance_section(df), *body, published_section(), failures]
     return {
@@ -573,13 +602,15 @@ def render(context: dict[str, Any], template: str | os.PathLike[str] = DEFAULT_T
 def build_report(records: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
                  template: str | os.PathLike[str] = DEFAULT_TEMPLATE,
                  figures_dir: str | os.PathLike[str] | None = None,
-                 title: str = "HPC MRI suite: scaling report") -> Path:
+                 title: str = "HPC MRI suite: scaling report",
+                 references: str | os.PathLike[str] | None = None, system: str | None = None) -> Path:
     """Read records, draw figures, render and write the HTML atomically; return its path."""
     if not Path(template).is_file():
         raise TemplateNotFoundError(f"{template}: report template not found")
     df = load_frame(records)
     sink = plots.FigureSink(figures_dir)
-    html = render(build_context(df, sink, title=title, sources=[str(r) for r in records]), template)
+    html = render(build_context(df, sink, title=title, sources=[str(r) for r in records],
+                                references=references, system=system), template)
     with atomic_path(output, suffix=".html") as tmp:
         tmp.write_text(html, encoding="utf-8")
         make_readable(tmp)
