@@ -8,7 +8,6 @@ of vanishing, and failed/skipped sweep points get their own table.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +27,7 @@ class TemplateNotFoundError(FileNotFoundError):
 
 
 # ----------------------------------------------------------------------------- formatting
-def _missing(v: Any) -> bool:
-    if v is None:
-        return True
-    try:
-        return isinstance(v, float) and math.isnan(v) or (np.isscalar(v) and bool(pd.isna(v)))
-    except (TypeError, ValueError):
-        return False
+_missing = tables.missing
 
 
 def fmt_seconds(v: Any) -> str:
@@ -67,11 +60,8 @@ def fmt_num(v: Any, digits: int = 3) -> str:
 
 
 def fmt_acc(v: Any) -> str:
-    """Accuracy given as a fraction (0.95) or a percentage (95.0) -> '95.00%'."""
-    if _missing(v):
-        return "\u2014"
-    v = float(v)
-    return f"{v * 100 if v <= 1.0 else v:.2f}%"
+    """An accuracy (a fraction, as every record holds it) -> '95.00%'."""
+    return fmt_pct(v, 2)
 
 
 def fmt_text(v: Any) -> str:
