@@ -2,7 +2,7 @@
 
     python -m hpc report aggregate --records results/records --csv all.csv --parquet all.parquet
     python -m hpc report build --records results/records --output results/report.html \
-        [--figures-dir results/figures] [--template analysis/templates/report.html.j2]
+        [--figures-dir results/figures] [--template my-template.html.j2] [--references FILE] [--system NAME]
     python -m hpc report check results/report.html [--screenshot shot.png]
 """
 from __future__ import annotations

@@ -338,7 +338,7 @@ def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
             value = (f"{fmt_pct(pfs[0], 1)}\u2013{fmt_pct(pfs[-1], 1)}, median {fmt_pct(float(np.median(pfs)), 1)} "
                      f"over {len(fs)} experiments (up to {max(f.max_ranks for f in fs)} ranks{versus})")
         sec.callouts.append((f"fitted {law} parallel fraction", value))
-    sec.add_table("Amdahl / Gustafson: fitted parallel fraction vs the study's 61.21%", make_table(
+    sec.add_table("Amdahl / Gustafson: fitted parallel fraction vs 004's published 61.21%", make_table(
         pd.DataFrame(fit_rows), [
             _col("law"), _col("group", "experiment"), _col("parallel_fraction", "parallel fraction f", lambda v: fmt_pct(v, 2)),
             _col("serial_fraction", "serial 1\u2212f", lambda v: fmt_pct(v, 2)),
@@ -347,13 +347,13 @@ def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
             _col("rmse", "RMSE (speed-up)", fmt_num)], drop_empty=False),
         "Amdahl: S(n) = 1/((1\u2212f) + f/n), fitted to strong-scaling speed-ups of total time. "
         "Gustafson: S(n) = (1\u2212f) + f\u00b7n, fitted to weak-scaling scaled speed-ups. Only "
-        "experiments with a 1-rank baseline are fitted. The study's fraction is quoted, not measured.")
+        "experiments with a 1-rank baseline are fitted. 004's fraction is transcribed, not measured.")
     if st.empty:
         sec.empty_note = _no_records("scaling", df)
         return sec
     for key, fig, title, cap in (
         ("scaling-strong", plots.plot_strong_scaling(st, fits), "strong scaling",
-         "Left: speed-up with the ideal line, our Amdahl fits and the study's 61.21% curve. "
+         "Left: speed-up with the ideal line, our Amdahl fits and 004's published 61.21% curve. "
          "Right: efficiency of total time (solid) and compute phase (dashed)."),
         ("scaling-weak", plots.plot_weak_scaling(st), "weak scaling",
          "Efficiency t\u2081/t\u2099 of total time and compute phase; dashed: 90% target."),
@@ -376,7 +376,7 @@ def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
 
 def training_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
     sec = Section("training", "Training",
-                  "AlexNet (the study's small-input variant) on the HDF5 slice dataset.")
+                  "AlexNet (004's small-input variant) on the HDF5 slice dataset.")
     et, tt, dd = tables.epoch_table(df), tables.training_table(df), tables.ddp_table(df)
     # the published results next to ours, quoted verbatim (never re-rounded)
     pub = published.table("training_alexnet_mri")
