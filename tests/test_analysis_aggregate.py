@@ -234,6 +234,27 @@ def test_training_tables(frame):
     assert cls == names and mat.sum() == 37
 
 
+def test_training_cpu_vs_gpu_from_the_device_field(frame):
+    et = tables.epoch_table(frame)
+    assert et.set_index("run").loc["gpu", "device"] == "gpu (NVIDIA H100 80GB HBM3)"
+    [row] = tables.training_cpu_gpu(et).to_dict("records")
+    assert (row["cpu_s"], row["gpu_s"], row["gpu_speedup"]) == (2.0, 0.5, 4.0)
+    pc = tables.per_class_table(frame).set_index(["run", "class"])
+    recorded = next(r for r in fx.recorded("training") if r.kind == "training" and r.name == "cpu")
+    assert pc.loc[("cpu", "functional"), "precision"] == recorded.metrics["precision"]["functional"]
+
+
+def test_plots_put_gpu_points_on_their_own_lines(frame):
+    import matplotlib.pyplot as plt
+    from hpc.analysis import plots
+    fig = plots.plot_time_vs_size(tables.kernel_table(frame), "maxpool2d", batches=False)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
+    for want in ("numba-cuda [gpu] k2 s2", "torch cuda [gpu] k2 s2", "opencl [gpu] k2 s2", "torch k2 s2",
+                 "opencl k2 s2", "004 n49_total (Intel Xeon (CPU; model not stated)), published"):
+        assert want in labels, (want, labels)
+
+
 def test_ddp_table_speedup_and_efficiency(frame):
     dd = tables.ddp_table(frame)
     assert dd["ranks"].tolist() == [1, 2]

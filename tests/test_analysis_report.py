@@ -103,6 +103,8 @@ def test_training_and_dataset(built):
     assert "78.7%\u201397.2%" in final
     assert "90.0%" in _row_with(_section(text, "training"), "cpu", "180")       # DDP efficiency
     assert "confusion matrix (cpu)" in t
+    assert "4\u00d7" in _row_with(_section(text, "training"), "median epoch time", "2 s", "500 ms")
+    assert "88.89%" in _row_with(_section(text, "training"), "cpu", "functional")
     assert "243" in _row_with(_section(text, "dataset"), "sample")
 
 
