@@ -140,7 +140,8 @@ def _no_records(kind: str | Iterable[str], df: pd.DataFrame) -> str:
 
 
 KERNEL_COLS = [
-    _col("op"), _col("window"), _col("backend"), _col("variant"), _col("device"), _col("dtype"),
+    _col("op"), _col("window"), _col("backend"), _col("variant"), _col("device"),
+    _col("device_class", "class"), _col("dtype"),
     _col("shape"), _col("median_s", "median", fmt_seconds), _col("iqr_s", "IQR", fmt_seconds),
     _col("transfer_s", "transfer", fmt_seconds), _col("bandwidth_gbs", "GB/s", fmt_num),
     _col("bound_gbs", "copy bound GB/s", fmt_num), _col("bound_fraction", "of bound", fmt_pct),
