@@ -120,5 +120,5 @@ def update(df: pd.DataFrame, system: str, directory: str | os.PathLike[str] | No
     header = ("# Reference values for system '%s': [value, lower, upper]; a measurement must lie in\n"
               "# [value * (1 + lower), value * (1 + upper)]. Written by `hpc references update`;\n"
               "# review the numbers (and widen tolerances for noisy points) before committing.\n" % system)
-    atomic_write_text(path, header + yaml.safe_dump(body, sort_keys=False, width=120))
+    atomic_write_text(path, header + yaml.safe_dump(body, sort_keys=False, width=120, default_flow_style=None))
     return path
