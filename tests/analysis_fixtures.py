@@ -86,7 +86,7 @@ def scaling_records() -> list[Record]:
         per_rank = {k: [strong1.params[k][0]] * n for k in
                     ("rank_devices", "devices", "backends", "device_names", "emulated", "hosts")}
         out.append(variant(strong1, f"maxpool2d scatter strong 256x256 P={n}", params={
-            "ranks": n, "rows_per_rank": [256 // n] * n, **per_rank},
+            "ranks": n, "rows_per_rank": [128 // n] * n, **per_rank},
             metrics={"read_s": 0.05 * tot, "distribute_s": 0.05 * tot, "compute_s": 0.8 * tot,
                      "gather_s": 0.05 * tot, "write_s": 0.05 * tot, "total_s": tot,
                      "total_s_repeats": [tot], "compute_s_repeats": [0.8 * tot], "compute_s_min": 0.8 * tot,

@@ -201,7 +201,7 @@ def test_per_rank_table(frame):
     pr = tables.per_rank_table(frame)
     strong = pr[pr["mode"] == "strong"]
     assert len(strong) == 1 + 2 + 4 and set(strong["device"]) == {"cpu"}
-    assert strong["rows"].tolist() == [256, 128, 128, 64, 64, 64, 64]
+    assert strong["rows"].tolist() == [128, 64, 64, 32, 32, 32, 32]      # pooled output rows per rank
     assert strong[strong["ranks"] == 4]["compute_s"].tolist() == pytest.approx([3.2] * 4)
     assert len(pr[pr["mode"] == "weak"]) == 1 + 2
 
