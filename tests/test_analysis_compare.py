@@ -172,3 +172,12 @@ def test_report_marks_points_against_the_systems_references(tmp_path):
     text = report.build_report([run], tmp_path / "r2.html", references=tmp_path / "none.yaml",
                                system="vm").read_text()
     assert "No reference file for system &#39;vm&#39;" in text
+
+
+def test_report_cli_prints_the_reference_summary(tmp_path, capsys):
+    run = _run(tmp_path / "a")
+    refdir = tmp_path / "refs"
+    assert main(["references", "update", str(run), "--system", "vm", "--dir", str(refdir)]) == 0
+    assert main(["report", "build", "--records", str(run), "--output", str(tmp_path / "r.html"),
+                 "--system", "vm", "--references", str(refdir / "vm.yaml")]) == 0
+    assert "references (vm): " in capsys.readouterr().err and "(0 regression(s))" in (tmp_path / "r.html").read_text()

@@ -87,7 +87,20 @@ def _build(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     print(f"report -> {out} ({out.stat().st_size / 1024:.0f} KiB, {time.perf_counter() - t0:.1f} s)",
           file=sys.stderr)
+    _references_summary(args)
     return 0
+
+
+def _references_summary(args: argparse.Namespace) -> None:
+    """The terminal summary of the report's References section (when the system has a file)."""
+    from hpc.analysis import history, references
+    from hpc.analysis.aggregate import load_frame
+
+    df = load_frame(args.records)
+    system = history.system_name(df, args.system)
+    path = args.references or references.path_for(system)
+    if path.is_file():
+        print(references.summary_line(references.mark(df, references.load(path)), system), file=sys.stderr)
 
 
 def _check(args: argparse.Namespace) -> int:
