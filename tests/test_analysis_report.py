@@ -90,6 +90,8 @@ def test_scaling_numbers(built):
     assert "90.48%" in _row_with(s, "Gustafson (ours")
     strong4 = _row_with(s, "strong", "scatter", "256x256", " 4 ")
     assert "2.5\u00d7" in strong4 and "62.5%" in strong4 and " 0.2 " in strong4 and "1.04" in strong4
+    rank3 = _row_with(s, "P=4", "strong", " 3 ", "cpu")                   # per-rank figures
+    assert " 32 " in rank3 and "3.2 s" in rank3
 
 
 def test_training_and_dataset(built):
@@ -105,6 +107,8 @@ def test_training_and_dataset(built):
     assert "confusion matrix (cpu)" in t
     assert "4\u00d7" in _row_with(_section(text, "training"), "median epoch time", "2 s", "500 ms")
     assert "88.89%" in _row_with(_section(text, "training"), "cpu", "functional")
+    last = _row_with(_section(text, "training"), "gpu (NVIDIA H100", " 1 ")        # last epoch of each run
+    assert "60.00%" in last and "65.00%" in last and "500 ms" in last
     assert "243" in _row_with(_section(text, "dataset"), "sample")
 
 
