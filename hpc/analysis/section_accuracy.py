@@ -43,6 +43,16 @@ def _value(row: pd.Series, key: str) -> Any:
     return v
 
 
+def _device(row: pd.Series) -> str | None:
+    """``params.device`` is a Device record (flattened to params.device.kind/name) or, in
+    older records, a plain string."""
+    kind, name = _value(row, "params.device.kind"), _value(row, "params.device.name")
+    if kind is not None:
+        return f"{kind} ({name})" if name and name != kind else str(kind)
+    plain = _value(row, "params.device")
+    return None if plain is None else str(plain)
+
+
 def _pct(v: float) -> str:
     return f"{100 * v:.2f}%"
 
@@ -83,7 +93,7 @@ def accuracy_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
             experiment = str(experiment).rsplit("/", 1)[-1].rsplit(".", 1)[0]
         rows.append({
             "run": f"{experiment}/{r['name']}" if experiment else str(r["name"]),
-            "device": _value(r, "params.device"), "split": _value(r, "params.split"),
+            "device": _device(r), "split": _value(r, "params.split"),
             "epochs": _value(r, "metrics.epochs_completed"),
             "test_correct": k, "test_count": n, "test_accuracy": _value(r, "metrics.test_accuracy"),
             "ci95": _value(r, "metrics.test_accuracy_ci95"),
