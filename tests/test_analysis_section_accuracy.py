@@ -6,7 +6,7 @@ import pandas as pd
 
 from hpc.analysis import section_accuracy as A
 from hpc.analysis.aggregate import record_row
-from hpc.records import new_record
+from hpc.records import Record
 
 
 def _frame(*records) -> pd.DataFrame:  # type: ignore[no-untyped-def]
@@ -19,8 +19,9 @@ def _training(name: str, split: str, k: int, n: int, ks: int | None = None, ns: 
                "best_checkpoint_test_accuracy": (k - 1) / n}
     if ns:
         metrics.update(subject_test_accuracy=ks / ns, subject_test_correct=ks, subject_test_count=ns)
-    return new_record("training", name, {"experiment": "experiments/training-laptop.yaml", "split": split, "device": "cpu"},
-                      metrics)
+    # only the fields this module reads (the strict schema is tested with real runs elsewhere)
+    return Record("training", name, {"experiment": "experiments/training-laptop.yaml", "split": split,
+                                     "device": {"kind": "cpu", "name": "AMD EPYC"}}, metrics)
 
 
 def test_table_carries_counts_intervals_split_and_subjects() -> None:
@@ -33,6 +34,7 @@ def test_table_carries_counts_intervals_split_and_subjects() -> None:
     assert cpu["best_checkpoint"].endswith("(473/488)")
     old = table[table["run"] == "training-laptop/old"].iloc[0]
     assert old["split"] == "stratified (leaky: not held-out subjects)" and old["subjects"] == "\u2014"
+    assert cpu["device"] == "cpu (AMD EPYC)" and A.accuracy_table(df).columns.tolist() == [c for c, _ in A.COLUMNS]
 
 
 def test_headline_names_the_split_and_the_study_caveat() -> None:
@@ -45,7 +47,7 @@ def test_headline_names_the_split_and_the_study_caveat() -> None:
 
 
 def test_records_without_counts_show_a_dash_not_an_invented_interval() -> None:
-    rec = new_record("training", "legacy", {"device": "cpu"}, {"test_accuracy": 0.9})
+    rec = Record("training", "legacy", {"device": "cpu"}, {"test_accuracy": 0.9})
     df = _frame(rec)
     row = A.accuracy_table(df).iloc[0]
     assert row["accuracy"] == "\u2014" and row["split"] == "unknown split"
