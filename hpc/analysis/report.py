@@ -400,10 +400,6 @@ def training_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
         sec.empty_note = _no_records(("training", "training_epoch", "ddp"), df)
         return sec
     sec.callouts.extend(section_accuracy.callouts(df))
-    sec.add_table("Test accuracy: counts (k/n), 95% Wilson intervals, split, per subject",
-                  make_table(section_accuracy.accuracy_table(df), [Column(c, label, numeric=c not in ("run", "device", "split"))
-                                                                   for c, label in section_accuracy.COLUMNS]),
-                  section_accuracy.STUDY_NOTE)
     emb = sink.add("training-curves", plots.plot_training_curves(et), "training curves",
                    "Solid: training; dashed: validation. Dotted red: 004's published test accuracies.")
     if emb:
@@ -421,6 +417,10 @@ def training_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
         _col("test_correct", "correct", fmt_num), _col("test_count", "of", fmt_num),
         _col("test_ci95", "95% interval"), _col("test_loss", "test loss", fmt_num), _col("best_val_acc", "best val acc", fmt_acc),
         _col("wall_s", "wall time", fmt_seconds), _col("images_per_s", "images/s", fmt_num)]))
+    sec.add_table("Test accuracy: counts (k/n), 95% Wilson intervals, split, per subject",
+                  make_table(section_accuracy.accuracy_table(df), [Column(c, label, numeric=c not in ("run", "device", "split"))
+                                                                   for c, label in section_accuracy.COLUMNS]),
+                  section_accuracy.STUDY_NOTE)
     pc = tables.per_class_table(df)
     if not pc.empty:
         sec.add_table("Per-class precision / recall", make_table(pc, [
