@@ -19,6 +19,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "backends": ("hpc.kernels.cli_backends", "list kernel backends and why unavailable ones cannot run here"),
     "scale": ("hpc.parallel.cli", "strong/weak scaling of distributed kernels (run under mpiexec/srun)"),
     "model": ("hpc.models.cli", "AlexNet variants and SqueezeNet v1.1: per-layer shapes, parameters, MACs"),
+    "infer": ("hpc.inference.infer_cli", "classify a batch with SqueezeNet/AlexNet weights on torch or OpenCL"),
     "train": ("hpc.train.cli", "train AlexNet on a slice dataset: lr-find, run, ddp (resumable)"),
     "report": ("hpc.analysis.cli", "aggregate JSONL records into tables, plots and an HTML report"),
 }
