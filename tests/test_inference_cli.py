@@ -111,3 +111,14 @@ def test_bad_input_gets_a_clear_error(case, message, hpc, files, tmp_path) -> No
     import re
     assert re.search(message, r.stderr), r.stderr
     assert not out.exists()
+
+
+def test_kernel_source_for_aoc_is_written_per_style(tmp_path, capsys) -> None:
+    from hpc.inference.opencl.__main__ import main
+    out = tmp_path / "st.cl"
+    assert main(["source", "--style", "single-task", "--output", str(out)]) == 0
+    text = out.read_text()
+    assert "#define SINGLE_TASK __attribute__((max_global_work_dim(0)))" in text
+    for kernel in ("conv2d", "conv2d_3x3", "conv2d_1x1", "linear", "maxpool2d", "avgpool2d", "avgpool_global"):
+        assert f"__kernel void {kernel}(" in text
+    assert main(["devices"]) == 0 and capsys.readouterr().out.startswith("0: ")
