@@ -144,3 +144,16 @@ def test_pool_output_sizes_follow_torch_ceil_mode() -> None:
             for ceil in (False, True):
                 ref = F.max_pool2d(torch.zeros(1, 1, size, size), k, s, p, ceil_mode=ceil).shape[-1]
                 assert pool_out(size, k, s, p, ceil) == ref, (size, k, s, p, ceil)
+
+
+@pytest.mark.parametrize("style", STYLES)
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 12), h=st.integers(1, 9), w=st.integers(1, 9),
+       size=st.integers(1, 6), relu=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_local_response_norm_matches_torch(style, n, c, h, w, size, relu, seed):
+    from hpc.inference.opencl import ops
+    x = _rand(np.random.default_rng(seed), n, c, h, w) * 3
+    ref = F.local_response_norm(torch.from_numpy(x), size, alpha=1e-2, beta=0.75, k=2.0)
+    ref = (F.relu(ref) if relu else ref).numpy()
+    got = ops.local_response_norm(x, size, alpha=1e-2, beta=0.75, k=2.0, relu=relu, style=style)
+    np.testing.assert_allclose(got, ref, rtol=RTOL, atol=ATOL)

@@ -111,11 +111,25 @@ def test_a_binary_the_device_cannot_load_names_the_device_and_file(tmp_path: Pat
         OpenCLEngine(_squeezenet(classes=10), style="tiled", binary=bad)
 
 
+@pytest.mark.parametrize("layout, size", [("classic", 100), ("torchvision", 224)])
+def test_narrow_imagenet_alexnets_match_torch(layout, size) -> None:
+    """Both ImageNet layouts: 11x11/4 and 5x5 convolutions, LRN (classic), the adaptive
+    average pool (identity at 224), flatten and three Linear layers; narrow widths keep it quick."""
+    from hpc.inference.opencl import OpenCLEngine
+    from hpc.models.alexnet import build_model
+    torch.manual_seed(5)
+    model = build_model("alexnet-imagenet", 10, input_size=size, layout=layout,
+                        channels=[8, 16, 16, 16, 8, 32, 32, 10]).eval()
+    x = np.random.default_rng(5).standard_normal((2, 3, size, size)).astype(np.float32)
+    ref = _torch(model, x)
+    for style in STYLES:
+        np.testing.assert_allclose(OpenCLEngine(model, style=style).forward(x), ref, rtol=RTOL, atol=ATOL)
+
+
 def test_unsupported_layer_and_bad_input_are_named() -> None:
     from hpc.inference.opencl import InputError, OpenCLEngine, UnsupportedLayerError
-    with pytest.raises(UnsupportedLayerError, match=r"features.2: LocalResponseNorm"):
-        from hpc.models.alexnet import build_model
-        OpenCLEngine(build_model("alexnet-imagenet", 10, input_size=227, layout="classic"), style="tiled")
+    with pytest.raises(UnsupportedLayerError, match=r"1: BatchNorm2d has no OpenCL kernel"):
+        OpenCLEngine(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)), style="tiled")
     engine = OpenCLEngine(_squeezenet(classes=10), style="tiled")
     with pytest.raises(InputError, match="dtype float64"):
         engine.forward(np.zeros((1, 3, 64, 64)))

@@ -20,7 +20,7 @@ from hpc.schema.base import Device
 
 from . import plan as P
 from .geometry import (ConvGeom, LaunchSpec, PoolGeom, conv_launch, device_weights,
-                       global_avgpool_launch, linear_launch, pool_launch)
+                       global_avgpool_launch, linear_launch, lrn_launch, pool_launch)
 from .program import check_style
 from .runtime import Runtime
 
@@ -38,7 +38,7 @@ class LayerShapeError(ValueError):
 @dataclass(frozen=True)
 class Launch:
     layer: str          # module path, e.g. features.3.expand3x3
-    layer_type: str     # conv1x1 | conv3x3 | conv | maxpool | avgpool | avgpool_global | linear
+    layer_type: str     # conv1x1 | conv3x3 | conv | maxpool | avgpool | avgpool_global | linear | lrn
     spec: LaunchSpec
     buffers: tuple[Any, ...]
     queue: int          # 0 or 1
@@ -219,6 +219,13 @@ class OpenCLEngine:
                 act = self._pool(layer, act, add)
             elif isinstance(layer, P.AdaptiveAvg):
                 act = self._adaptive(layer, act, add)
+            elif isinstance(layer, P.LRN):
+                n_, c_, h_, w_ = act.shape
+                buf = rt.empty(4 * n_ * c_ * h_ * w_)
+                i = add(layer.name, "lrn", lrn_launch(self.style, n_, c_, h_, w_, layer.size, layer.alpha,
+                                                      layer.beta, layer.k, layer.relu),
+                        (act.buf, buf), act.producers, 0)
+                act = _Act(buf, act.shape, (i,))
             else:
                 wbuf, bbuf, wshape = self._weights[layer.name]
                 fin = act.shape[1] * act.shape[2] * act.shape[3]

@@ -121,6 +121,7 @@ class LaunchSpec:
     kernel: str
     global_size: tuple[int, ...]
     scalars: tuple[int, ...]
+    float_scalars: tuple[float, ...] = ()   # passed as float after the int scalars
 
 
 def _i32(*values: int) -> tuple[int, ...]:
@@ -179,6 +180,18 @@ def pool_launch(style: str, op: str, g: PoolGeom, relu: bool) -> LaunchSpec:
 
 def global_avgpool_launch(style: str, nc: int, hw: int, relu: bool) -> LaunchSpec:
     return LaunchSpec("avgpool_global", (1,) if style == "single-task" else (nc,), _i32(nc, hw, relu))
+
+
+def lrn_launch(style: str, n: int, c: int, h: int, w: int, size: int, alpha: float, beta: float, k: float,
+               relu: bool) -> LaunchSpec:
+    """Local response normalisation across channels (buffers: in, out)."""
+    scalars = _i32(n, c, h * w, size, relu)
+    floats = (float(alpha), float(beta), float(k))
+    if style == "single-task":
+        return LaunchSpec("lrn", (1,), scalars, floats)
+    if style == "ndrange":
+        return LaunchSpec("lrn", (n * c, h), scalars, floats)
+    return LaunchSpec("lrn", (h * w, n * c), scalars, floats)
 
 
 def device_weights(style: str, weight: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .geometry import (ConvGeom, PoolGeom, conv_launch, device_weights, global_avgpool_launch,
-                       linear_launch, pool_launch)
+                       linear_launch, lrn_launch, pool_launch)
 from .runtime import Runtime, shared_runtime
 
 
@@ -88,3 +88,14 @@ def global_avgpool(x: np.ndarray, relu: bool = False, style: str = "ndrange",
     n, c, h, w = x.shape
     return _run(rt, style, global_avgpool_launch(style, n * c, h * w, relu), [x],
                 np.zeros((n, c, 1, 1), np.float32))
+
+
+def local_response_norm(x: np.ndarray, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0,
+                        relu: bool = False, style: str = "ndrange", runtime: Runtime | None = None) -> np.ndarray:
+    """torch.nn.functional.local_response_norm on (n, c, h, w)."""
+    rt = runtime or shared_runtime()
+    n, c, h, w = x.shape
+    if size < 1:
+        raise ValueError(f"size={size}: must be >= 1")
+    return _run(rt, style, lrn_launch(style, n, c, h, w, size, alpha, beta, k, relu), [x],
+                np.zeros_like(x, dtype=np.float32))

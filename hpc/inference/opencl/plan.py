@@ -4,7 +4,7 @@ Supported: an ``nn.Sequential``, or a module with ``features``, optional ``avgpo
 ``classifier`` children run in that order with a flatten before any Linear (SqueezeNet v1.1,
 the suite's AlexNet variants, torchvision's AlexNet). Leaves: Conv2d (groups 1, dilation
 1, zero padding), ReLU (fused into the layer before it), MaxPool2d, AvgPool2d
-(count_include_pad), AdaptiveAvgPool2d (to 1x1, identity, or an even division), Linear,
+(count_include_pad), AdaptiveAvgPool2d (to 1x1, identity, or an even division), Linear, LocalResponseNorm,
 Dropout/Identity/Flatten (no-ops at inference), and fire modules (children ``squeeze``,
 ``expand1x1``, ``expand3x3``). Anything else is an :class:`UnsupportedLayerError` naming
 the module path and type.
@@ -67,7 +67,17 @@ class Linear:
     relu: bool = False
 
 
-Layer = Union[Conv, Fire, Pool, AdaptiveAvg, Linear]
+@dataclass
+class LRN:
+    name: str
+    size: int
+    alpha: float
+    beta: float
+    k: float
+    relu: bool = False
+
+
+Layer = Union[Conv, Fire, Pool, AdaptiveAvg, Linear, LRN]
 
 
 @dataclass
@@ -151,6 +161,8 @@ def network_of(model: nn.Module) -> Network:
         elif isinstance(m, nn.AdaptiveAvgPool2d):
             o = m.output_size
             net.layers.append(AdaptiveAvg(name, (o, o) if not isinstance(o, (tuple, list)) else (o[0], o[1])))
+        elif isinstance(m, nn.LocalResponseNorm):
+            net.layers.append(LRN(name, int(m.size), float(m.alpha), float(m.beta), float(m.k)))
         elif isinstance(m, nn.Linear):
             net.layers.append(Linear(name, _array(m.weight), _array(m.bias)))  # type: ignore[arg-type]
         else:

@@ -21,7 +21,7 @@ STYLES: dict[str, str] = {
 }
 
 KERNEL_NAMES: tuple[str, ...] = ("conv2d", "conv2d_3x3", "conv2d_1x1", "linear", "maxpool2d",
-                                 "avgpool2d", "avgpool_global")
+                                 "avgpool2d", "avgpool_global", "lrn")
 
 
 class KernelBuildError(RuntimeError):

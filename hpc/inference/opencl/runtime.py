@@ -70,7 +70,8 @@ class Runtime:
                 wait_for: list[Any] | None = None) -> Any:
         """Launch ``spec`` with its scalars then ``buffers``; returns the event."""
         k = self.kernel(style, spec.kernel)
-        k.set_args(*(np.int32(v) for v in spec.scalars), *buffers)
+        k.set_args(*(np.int32(v) for v in spec.scalars), *(np.float32(v) for v in spec.float_scalars),
+                   *buffers)
         return self.cl.enqueue_nd_range_kernel(queue, k, spec.global_size, None,
                                                wait_for=wait_for or None)
 

@@ -141,3 +141,23 @@ __kernel void avgpool_global(
     for (int i = 0; i < HW; i++) s += in[p * HW + i];
     out[p] = APPLY_RELU(s / (float)HW, relu);
 }
+
+/* global (N*C, H): one row of one channel per work-item. */
+__kernel void lrn(
+    const int N, const int C, const int HW, const int size, const int relu,
+    const float alpha, const float beta, const float k,
+    __global const float *restrict in, __global float *restrict out)
+{
+    const int nc = get_global_id(0), y = get_global_id(1), H = get_global_size(1);
+    const int n = nc / C, c = nc % C, W = HW / H;
+    for (int x = 0; x < W; x++) {
+        const int p = y * W + x;
+        float s = 0.0f;
+        for (int j = max(c - size / 2, 0); j <= min(c + (size - 1) / 2, C - 1); j++) {
+            float v = in[(n * C + j) * HW + p];
+            s += v * v;
+        }
+        float v = in[nc * HW + p] / pow(k + alpha / (float)size * s, beta);
+        out[nc * HW + p] = APPLY_RELU(v, relu);
+    }
+}

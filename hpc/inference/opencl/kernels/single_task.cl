@@ -172,3 +172,23 @@ SINGLE_TASK __kernel void avgpool_global(
         out[p] = APPLY_RELU(s / (float)HW, relu);
     }
 }
+
+/* Local response normalisation across channels (AlexNet, classic layout), torch's formula:
+   out = x / (k + alpha / size * sum of x^2 over channels [c - size/2, c + (size-1)/2])^beta. */
+SINGLE_TASK __kernel void lrn(
+    const int N, const int C, const int HW, const int size, const int relu,
+    const float alpha, const float beta, const float k,
+    __global const float *restrict in, __global float *restrict out)
+{
+    for (int n = 0; n < N; n++)
+    for (int c = 0; c < C; c++)
+    for (int p = 0; p < HW; p++) {
+        float s = 0.0f;
+        for (int j = max(c - size / 2, 0); j <= min(c + (size - 1) / 2, C - 1); j++) {
+            float v = in[(n * C + j) * HW + p];
+            s += v * v;
+        }
+        float v = in[(n * C + c) * HW + p] / pow(k + alpha / (float)size * s, beta);
+        out[(n * C + c) * HW + p] = APPLY_RELU(v, relu);
+    }
+}

@@ -155,3 +155,20 @@ __kernel void avgpool_global(
     for (; i < HW; i++) s += plane[i];
     out[p] = APPLY_RELU(s / (float)HW, relu);
 }
+
+/* global (H*W, N*C): one element per work-item. */
+__kernel void lrn(
+    const int N, const int C, const int HW, const int size, const int relu,
+    const float alpha, const float beta, const float k,
+    __global const float *restrict in, __global float *restrict out)
+{
+    const int p = get_global_id(0), nc = get_global_id(1);
+    const int n = nc / C, c = nc % C;
+    float s = 0.0f;
+    for (int j = max(c - size / 2, 0); j <= min(c + (size - 1) / 2, C - 1); j++) {
+        float v = in[(n * C + j) * HW + p];
+        s += v * v;
+    }
+    float v = in[nc * HW + p] / pow(k + alpha / (float)size * s, beta);
+    out[nc * HW + p] = APPLY_RELU(v, relu);
+}
