@@ -170,3 +170,13 @@ def test_trained_alexnet_predicts_the_same_classes_as_torch_on_the_test_split(st
     np.testing.assert_allclose(got, ref, rtol=RTOL, atol=ATOL)
     assert x.shape[0] >= 10
     assert (got.argmax(1) == ref.argmax(1)).all()
+
+
+def test_a_kernel_the_device_cannot_build_names_device_and_style(monkeypatch) -> None:
+    """Real build on the real device of a source with an error in it (as a device lacking a
+    feature would fail): the message names the device, the style and the compiler's log."""
+    from hpc.inference.opencl import KernelBuildError, Runtime, program
+    good = program.kernel_source("tiled")
+    monkeypatch.setattr(program, "kernel_source", lambda style: good + "\n__kernel void broken() { undefined_fn(); }\n")
+    with pytest.raises(KernelBuildError, match=r"OpenCL device '.+' \(.+\) could not build the tiled kernels"):
+        Runtime().program("tiled")

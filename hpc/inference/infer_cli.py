@@ -99,6 +99,8 @@ def save_output(path: str, scores: np.ndarray) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise CliError(f"--repeats {args.repeats}: must be >= 1")
+    if args.backend != "opencl" and (args.save_binary or args.binary):
+        raise CliError("--binary/--save-binary need --backend opencl")
     if args.devices is not None or args.expect_ranks is not None:
         from hpc.inference.distributed import main as distributed_main
         return distributed_main(args)
@@ -129,8 +131,6 @@ def main(args: argparse.Namespace) -> int:
     try:
         save_output(args.output, scores)
         if args.save_binary:
-            if args.backend != "opencl":
-                raise CliError("--save-binary needs --backend opencl")
             from hpc.atomic import atomic_path
             with atomic_path(args.save_binary) as tmp:
                 Path(tmp).write_bytes(engine.runtime.binary(args.style))
