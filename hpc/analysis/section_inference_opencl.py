@@ -15,52 +15,53 @@ import numpy as np
 import pandas as pd
 
 STUDY = "FPGA study (DE10-Nano, Cyclone V; Rocabado Rocha 2023)"
-# Tabla 4.8: full SqueezeNet v1.1, one 224x224 image, seconds; (style, queues) of ours that
-# reproduces each design: the study timed its single-task and "Our NDRange" with two queues
-STUDY_NETWORK: list[tuple[str, str, int, float]] = [
-    ("Single Task (V6)", "single-task", 2, 4.2992),
-    ("NDRange [7]", "ndrange", 1, 1.0454),
-    ("Our NDRange (2 queues)", "ndrange", 2, 0.9996),
-]
-STUDY_ST_OVER_NDR = 4.2992 / 1.0454
 STUDY_MACS = 349_151_936
-# Tablas 4.2, 4.4, 4.5, 4.6: one kernel on its own; (layer of SqueezeNet at 224 with that shape)
-STUDY_KERNELS: list[dict[str, Any]] = [
-    dict(table="4.2", test="conv1x1 13x13x512 -> 1000", layer="classifier.1", macs=86_528_000,
-         st=1.2000, ndr=0.36890, torch_arm=0.1823),
-    dict(table="4.4", test="conv3x3 13x13x64 -> 256", layer="features.12.expand3x3", macs=24_920_064,
-         st=0.2135, ndr=0.0554, torch_arm=0.0921),
-    dict(table="4.6", test="maxpool 111x111x64 -> 55x55x64", layer="features.2", macs=0,
-         st=0.0269, ndr=0.0471, torch_arm=0.0521),
-    dict(table="4.5", test="avgpool 13x13x1000 -> 1000", layer="classifier.3", macs=0,
-         st=0.0028, ndr=0.0034, torch_arm=0.0057),
+# the study's notebook printout, not in its tables: PyTorch on the ARM HPS, SqueezeNet v1.1,
+# mean of 50 runs, including building the layers (FIGURES.md 000.2, seed L4976-L4982)
+STUDY_TORCH_ARM_S = 1.1778
+# Tabla 4.8's designs and the (style, queues) of ours that reproduces each: the study timed
+# its single-task and "Our NDRange" with two queues, NDRange [7] with one
+NETWORK_PAIRS: list[tuple[str, str, int]] = [
+    ("Single Task (V6)", "single-task", 2),
+    ("NDRange [7]", "ndrange", 1),
+    ("Our NDRange", "ndrange", 2),
 ]
-# Tabla 4.8 block rows: fire 8 = features.12, block 3 = fire5..fire8 = features.9..12
-STUDY_BLOCKS: list[tuple[str, tuple[str, ...], float, float, float]] = [
-    ("Fire 8 (features.12)", ("features.12.",), 0.3464, 0.0901, 0.0977),
-    ("Block 3 (features.9-12)", ("features.9.", "features.10.", "features.11.", "features.12."),
-     1.0206, 0.3358, 0.3374),
+# Tablas 4.2, 4.4, 4.6, 4.5 (published table key) and the SqueezeNet layer (224 px) of that shape
+KERNEL_PAIRS: list[tuple[str, str, str, int]] = [
+    ("conv1x1_v6", "4.2", "classifier.1", 86_528_000),
+    ("conv3x3_v3", "4.4", "features.12.expand3x3", 24_920_064),
+    ("maxpool", "4.6", "features.2", 0),
+    ("avgpool", "4.5", "classifier.3", 0),
 ]
-# Tablas 4.1, 4.3, 4.7: the study's version histories (FPGA only; nothing of ours to pair)
-STUDY_VERSIONS: list[tuple[str, str, float, str]] = [
-    ("4.1", "conv1x1 V0 (float4)", 3.4381, "II 16"), ("4.1", "conv1x1 V1", 1.7096, "II 16"),
-    ("4.1", "conv1x1 V2 (float8, unroll 2)", 1.0423, "II 31"), ("4.1", "conv1x1 V5 (scalar)", 2.4772, "II 16"),
-    ("4.1", "conv1x1 V6 (scalar + 16-entry shift register)", 1.2000, "II 1"),
-    ("4.3", "conv3x3 V1", 0.2482, "II 136"), ("4.3", "conv3x3 V2 (shift register)", 0.2174, "II 1"),
-    ("4.3", "conv3x3 V3 (V2, index arithmetic)", 0.2135, "II 1"),
-    ("4.7", "full model ST V1 (unoptimised)", 5.9842, "Fmax 105.42 MHz"),
-    ("4.7", "full model ST V6", 4.2992, "Fmax 106.43 MHz"),
-    ("4.7", "full model ST V7", 4.4380, "Fmax 104.97 MHz"),
+# Tabla 4.8's block rows: fire 8 = features.12, block 3 = fire5..fire8 = features.9..12
+BLOCK_PAIRS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("Fire 8 (features.12)", "fire8_s", ("features.12.",)),
+    ("Block 3 (features.9-12)", "block3_s", ("features.9.", "features.10.", "features.11.", "features.12.")),
 ]
-# FPGA synthesis results (Tablas 4.2, 4.4, 4.5, 4.6, 4.8): logic (ALMs of 41910), DSPs (of 112),
-# RAM blocks (of 553), Fmax MHz; single task / NDRange [7]
-STUDY_RESOURCES: list[tuple[str, str, str]] = [
-    ("conv1x1 (4.2)", "12413 ALMs, 9 DSP, 101 RAM, 116.13 MHz", "6962 ALMs, 20 DSP, 168 RAM, 120.81 MHz"),
-    ("conv3x3 (4.4)", "23431 ALMs, 31 DSP, 198 RAM, 107.21 MHz", "20028 ALMs, 29 DSP, 403 RAM, 113.23 MHz"),
-    ("avgpool (4.5)", "4736 ALMs, 4 DSP, 59 RAM, 133.16 MHz", "4633 ALMs, 4 DSP, 49 RAM, 117.28 MHz"),
-    ("maxpool (4.6)", "5432 ALMs, 8 DSP, 68 RAM, 122.24 MHz", "6032 ALMs, 12 DSP, 58 RAM, 118.51 MHz"),
-    ("full model (4.8)", "36226 ALMs, 52 DSP, 377 RAM, 106.43 MHz", "36353 ALMs, 65 DSP, 553 RAM, 103.07 MHz"),
-]
+VERSION_TABLES: tuple[str, ...] = ("conv1x1_versions", "conv3x3_versions", "squeezenet_single_task_versions")
+
+
+def _published(key: str) -> Any:
+    from hpc.analysis import published
+    return published.table(key)
+
+
+def _row(key: str, first: str) -> dict[str, Any]:
+    """The row of published table ``key`` whose first column is ``first``."""
+    t = _published(key)
+    for rec in t.records():
+        if rec[t.columns[0]] == first:
+            return rec
+    raise KeyError(f"published table {key}: no row {first!r}")
+
+
+def study_network_s(design: str) -> float:
+    return float(_row("squeezenet_full_model", design)["global_s"])
+
+
+def study_st_over_ndr() -> float:
+    return study_network_s("Single Task (V6)") / study_network_s("NDRange [7]")
+
 
 STYLE_ORDER = {"single-task": 0, "ndrange": 1, "tiled": 2}
 
@@ -133,7 +134,8 @@ def _dev_label(row: pd.Series) -> str:
 def comparison_rows(nt: pd.DataFrame) -> list[dict[str, Any]]:
     """Tabla 4.8's three designs beside ours (SqueezeNet, 224 px, one image)."""
     rows = []
-    for label, style, queues, study_s in STUDY_NETWORK:
+    for label, style, queues in NETWORK_PAIRS:
+        study_s = study_network_s(label)
         ours = _pick(nt, style, queues) if not nt.empty else None
         rows.append({"design": label, "study_s": study_s, "study_mmacs": STUDY_MACS / study_s / 1e6,
                      "ours_style": f"{style}, {queues} queue{'s' if queues == 2 else ''}",
@@ -152,17 +154,17 @@ def comparison_rows(nt: pd.DataFrame) -> list[dict[str, Any]]:
                     & (nt["model"] == "squeezenet1_1")] if not nt.empty else nt
     if not torch_rows.empty:
         t = torch_rows.loc[torch_rows["s_per_image"].idxmin()]
-        rows.append({"design": "PyTorch on the ARM HPS (notebook, mean of 50)", "study_s": 1.1778,
-                     "study_mmacs": STUDY_MACS / 1.1778 / 1e6, "ours_style": "torch (CPU)",
+        rows.append({"design": "PyTorch on the ARM HPS (notebook, mean of 50)", "study_s": STUDY_TORCH_ARM_S,
+                     "study_mmacs": STUDY_MACS / STUDY_TORCH_ARM_S / 1e6, "ours_style": "torch (CPU)",
                      "ours_s": t["s_per_image"], "ours_mmacs": t["mmac_per_s"], "device": _dev_label(t),
-                     "ratio": 1.1778 / t["s_per_image"]})
+                     "ratio": STUDY_TORCH_ARM_S / t["s_per_image"]})
     return rows
 
 
 def st_ndr_ratios(nt: pd.DataFrame) -> dict[str, float | None]:
     """Single-task / NDRange time ratio, paired as the study paired them (ST 2 queues vs
     NDRange 1 queue), and like for like (1 queue each)."""
-    out: dict[str, float | None] = {"study": STUDY_ST_OVER_NDR, "ours_as_study": None, "ours_one_queue": None}
+    out: dict[str, float | None] = {"study": study_st_over_ndr(), "ours_as_study": None, "ours_one_queue": None}
     if nt.empty:
         return out
     st2, st1, nd1 = _pick(nt, "single-task", 2), _pick(nt, "single-task", 1), _pick(nt, "ndrange", 1)
@@ -178,15 +180,17 @@ def kernel_rows(lt: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     base = lt[(lt["model"] == "squeezenet1_1") & (lt["input"] == "3x224x224") & (lt["batch"] == 1)
               & (lt["queues"] == 1)] if not lt.empty else lt
-    for k in STUDY_KERNELS:
-        row = {"table": k["table"], "test": k["test"], "layer": k["layer"], "study_st": k["st"],
-               "study_ndr": k["ndr"], "study_torch": k["torch_arm"]}
+    for key, number, layer, _macs in KERNEL_PAIRS:
+        t = _published(key)
+        st, ndr = _row(key, "Single Task")["time_s"], _row(key, "NDRange [7]")["time_s"]
+        row = {"table": number, "test": t.caption.split(" \u2014 ", 1)[-1], "layer": layer, "study_st": st,
+               "study_ndr": ndr, "study_torch": _row(key, "PyTorch")["time_s"]}
         for style in ("single-task", "ndrange", "tiled"):
-            sel = base[(base["layer"] == k["layer"]) & (base["style"] == style)] if not base.empty else base
+            sel = base[(base["layer"] == layer) & (base["style"] == style)] if not base.empty else base
             row[style] = None if sel.empty else float(sel["event_s"].min())
         row["ratio_st_ndr"] = (row["single-task"] / row["ndrange"]
                                if row["single-task"] and row["ndrange"] else None)
-        row["study_ratio"] = k["st"] / k["ndr"]
+        row["study_ratio"] = st / ndr
         rows.append(row)
     return rows
 
@@ -195,8 +199,11 @@ def block_rows(lt: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     base = lt[(lt["model"] == "squeezenet1_1") & (lt["input"] == "3x224x224") & (lt["batch"] == 1)] \
         if not lt.empty else lt
-    for label, prefixes, st, ndr, our_ndr in STUDY_BLOCKS:
-        row: dict[str, Any] = {"block": label, "study_st": st, "study_ndr": ndr, "study_our_ndr": our_ndr}
+    for label, column, prefixes in BLOCK_PAIRS:
+        row: dict[str, Any] = {"block": label,
+                               "study_st": _row("squeezenet_full_model", "Single Task (V6)")[column],
+                               "study_ndr": _row("squeezenet_full_model", "NDRange [7]")[column],
+                               "study_our_ndr": _row("squeezenet_full_model", "Our NDRange")[column]}
         for style, queues, key in (("single-task", 2, "ours_st"), ("ndrange", 1, "ours_ndr"),
                                    ("ndrange", 2, "ours_ndr2"), ("tiled", 1, "ours_tiled")):
             sel = base[(base["style"] == style) & (base["queues"] == queues)] if not base.empty else base
@@ -240,7 +247,8 @@ def section(df: pd.DataFrame) -> Any:
         "Different hardware (study: Cyclone V FPGA at ~106 MHz; ours: the device named). "
         "MMAC/s = 349,151,936 MACs / time. The study's PyTorch time includes building the layers.")
     r = st_ndr_ratios(nt)
-    sec.callouts.append(("single-task / NDRange, study (4.2992 / 1.0454 s)", ratio(r["study"])))
+    sec.callouts.append((f"single-task / NDRange, study ({study_network_s('Single Task (V6)')} / "
+                         f"{study_network_s('NDRange [7]')} s)", ratio(r["study"])))
     sec.callouts.append(("single-task (2 queues) / NDRange (1 queue), ours", ratio(r["ours_as_study"])))
     sec.callouts.append(("single-task / NDRange, both 1 queue, ours", ratio(r["ours_one_queue"])))
     if not nt.empty:
@@ -268,13 +276,17 @@ def section(df: pd.DataFrame) -> Any:
             col("ours_ndr", "ours NDR", secs), col("ours_ndr2", "ours NDR (2 q)", secs),
             col("ours_tiled", "ours tiled", secs)], drop_empty=False),
             "With two queues kernels may overlap, so a sum of event times is not a wall time.")
-    sec.add_table("Study only: version histories (Tablas 4.1, 4.3, 4.7)", make_table(pd.DataFrame(
-        [{"table": t, "version": v, "s": s, "note": n} for t, v, s, n in STUDY_VERSIONS]), [
-            col("table", "Tabla"), col("version"), col("s", "time on the FPGA", secs), col("note")]),
+    versions = []
+    for key in VERSION_TABLES:
+        t = _published(key)
+        for rec in t.records():
+            extra = ", ".join(f"{c} {rec[c]}" for c in t.columns[2:] if rec[c] is not None)
+            versions.append({"table": t.caption.split(":")[0], "version": rec[t.columns[0]],
+                             "s": rec["time_s"], "note": extra})
+    sec.add_table("Study only: version histories (Tablas 4.1, 4.3, 4.7)", make_table(pd.DataFrame(versions), [
+        col("table", "Tabla"), col("version"), col("s", "time on the FPGA", secs), col("note")]),
         "Our single-task kernels follow the final versions: conv1x1 as V6 (scalar, 16-entry shift "
-        "register) and conv3x3 with the shift register over channels (as V2/V3).")
-    sec.add_table("Study only: FPGA synthesis (single task / NDRange [7])", make_table(pd.DataFrame(
-        [{"kernel": k, "st": a, "ndr": b} for k, a, b in STUDY_RESOURCES]), [
-            col("kernel"), col("st", "single task"), col("ndr", "NDRange [7]")]),
-        "Cyclone V 5CSEBA6: 41,910 ALMs, 112 DSP blocks, 553 RAM blocks. No counterpart here.")
+        "register) and conv3x3 with the shift register over channels (as V2/V3). The study's FPGA "
+        "resource figures have no counterpart here; every transcribed table is in 'Published "
+        "figures of the studies'.")
     return sec
