@@ -16,7 +16,7 @@
 # Each of those files holds hpc.records JSON lines. A point that failed or was skipped
 # still gets its file, with a record of status "failed" or "skipped" (hpc/workflow.py).
 #
-# How a rule (in any rules file, e.g. experiments/inference.smk) must get its settings:
+# How every rule gets its settings (in any rules file, e.g. experiments/inference.smk).
 #
 # * Configuration. Never read workflow.configfiles or config/config.yaml in a command:
 #   `--configfile`/`--config` overrides would not reach it. A command that reads suite

@@ -26,9 +26,18 @@ as *skipped*. Snakemake alone would either stop or drop the point. So:
   checkpoint on SIGTERM/SIGUSR1): this is not a result, so the wrapper exits 99 and writes
   nothing; the job fails, and the next ``snakemake`` reruns it (the training rules always
   pass ``--resume``, so it continues from the checkpoint).
-* interrupted (SIGINT/SIGTERM to the wrapper: Ctrl-C, Snakemake stopping, scancel): the
-  command is killed, nothing is recorded or published, non-zero exit, so the point is
-  rerun next time.
+* the command was killed by SIGKILL (typically the kernel's OOM killer; under mpiexec a
+  rank killed so makes mpiexec exit 137 or report "KILLED BY SIGNAL: 9") while the
+  wrapper itself was not signalled: a ``failed`` record says so, with the command's peak
+  resident memory when the kernel reports it (``wait4``'s ru_maxrss: the largest process
+  among the command and the descendants it waited for; ranks started by srun live under
+  slurmstepd and are not counted), so the report still builds.
+* interrupted (SIGINT/SIGTERM to the wrapper: Ctrl-C, Snakemake stopping, scancel, SLURM
+  cancelling the job because one of its nodes failed): the command is stopped, nothing is
+  recorded or published, non-zero exit, so the point is rerun next time (SLURM requeues a
+  job whose node failed; see slurm/config.yaml). A node that dies under a job started
+  with ``--no-kill`` makes srun fail instead: that is recorded as ``failed`` with srun's
+  "Node failure on NODE" in the reason.
 
 A failed point is therefore not retried automatically: ``snakemake -R <its record file>``
 redoes it (and then the report).
@@ -37,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -75,6 +85,42 @@ def child_env() -> dict[str, str]:
     fresh ones for the ranks they start.
     """
     return {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_"))}
+
+
+def killed_by_sigkill(rc: int, log: str) -> bool:
+    """Did the command (or, under mpiexec, one of its ranks) die of SIGKILL?"""
+    return (rc == -signal.SIGKILL or rc == 128 + signal.SIGKILL
+            or "KILLED BY SIGNAL: 9" in log)
+
+
+def failure_reason(rc: int, command: list[str], log: Path, peak_rss_kib: int | None) -> str:
+    """The ``error`` of a failed record: what happened, in words, then the log's tail."""
+    tail = log_tail(log)
+    if killed_by_sigkill(rc, tail):
+        what = "killed by SIGKILL, likely out of memory (the kernel's OOM killer)"
+        if peak_rss_kib:
+            what += f"; peak RSS {peak_rss_kib / 1024:.0f} MiB"
+    elif rc < 0:
+        what = f"killed by {signal.Signals(-rc).name}"
+    else:
+        what = f"exit status {rc}"
+    nodes = sorted(set(re.findall(r"Node failure on (\S+)", tail)))
+    if nodes:
+        what += f"; node failure on {', '.join(nodes)} (SLURM did not requeue the job)"
+    return f"{what}: {' '.join(command)}\nlog {log}:\n{tail}"
+
+
+def wait_with_rusage(proc: subprocess.Popen) -> tuple[int, int | None]:
+    """Wait for ``proc``; (returncode, peak RSS in KiB of it and its waited-for descendants).
+
+    Uses ``os.wait4`` so the kernel's resource usage of the finished child comes back with
+    its status; an interrupting signal handler's exception propagates as with ``wait()``.
+    """
+    if proc.returncode is not None:
+        return proc.returncode, None
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, int(usage.ru_maxrss) or None
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -141,6 +187,7 @@ def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
 
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
     interrupted: str | None = None
+    peak_rss: int | None = None
     try:
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S%z')} host={socket.gethostname()}\n")
@@ -165,7 +212,7 @@ def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
                 return 0
             while True:
                 try:
-                    rc = proc.wait()
+                    rc, peak_rss = wait_with_rusage(proc)
                     break
                 except Interrupted as exc:
                     # Pass the signal on and keep waiting: `hpc train` checkpoints on
@@ -186,7 +233,7 @@ def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
         print(f"hpc.workflow: {name}: interrupted by {interrupted}; nothing recorded, rerun to redo",
               file=sys.stderr)
         return 130
-    if rc < 0 and -rc in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+    if rc < 0 and -rc in (signal.SIGINT, signal.SIGTERM):
         print(f"hpc.workflow: {name}: command killed by {signal.Signals(-rc).name}; nothing recorded",
               file=sys.stderr)
         return 128 - rc
@@ -194,7 +241,10 @@ def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
         if not stage.exists():
             record("failed", f"command succeeded but wrote no {stage} (log: {log})")
     else:
-        record("failed", f"exit status {rc}: {' '.join(command)}\nlog {log}:\n{log_tail(log)}")
+        reason = failure_reason(rc, command, log, peak_rss)
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"# failed: {reason.splitlines()[0]}\n")
+        record("failed", reason)
         print(f"hpc.workflow: {name}: failed (exit {rc}); recorded as failed in {output}, see {log}",
               file=sys.stderr)
     finalize(stage, output)
