@@ -13,7 +13,7 @@
 
 from snakemake.utils import min_version, validate
 
-from hpc.config import resolve_paths
+from hpc.config import coerce_override_strings, resolve_paths
 
 min_version("9.0")
 
@@ -21,6 +21,7 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+config.update(coerce_override_strings(config))
 validate(config, "hpc/schemas/config.schema.yaml")
 config.update(resolve_paths(config))
 

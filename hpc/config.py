@@ -64,6 +64,34 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     return data
 
 
+def coerce_override_strings(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Turn strings where the schema wants a number, boolean or null into that type (a copy).
+
+    Snakemake parses the nested values of ``--config key={a: 1}`` with YAML's base loader,
+    which leaves every leaf a string ('1'); without this, ``--config "dataset={image_size:
+    64}"`` would fail validation. Only strings at places that do not accept strings are
+    converted, by YAML's safe loader.
+    """
+    schema = load_schema() if schema is None else schema
+
+    def walk(value: Any, sub: dict[str, Any]) -> Any:
+        if isinstance(value, dict):
+            props = sub.get("properties", {})
+            return {k: walk(v, props.get(k, {})) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, sub.get("items", {})) for v in value]
+        types = sub.get("type")
+        types = [types] if isinstance(types, str) else (types or [])
+        if isinstance(value, str) and types and "string" not in types:
+            try:
+                return yaml.safe_load(value)
+            except yaml.YAMLError:
+                return value
+        return value
+
+    return walk(copy.deepcopy(config), schema)
+
+
 def resolve_paths(config: dict[str, Any]) -> dict[str, Any]:
     """Fill the paths that default to places under ``results_dir`` (a copy is returned).
 
