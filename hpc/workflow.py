@@ -75,7 +75,8 @@ def gpu_available() -> tuple[bool, str]:
 
 
 def child_env() -> dict[str, str]:
-    """This environment without the PMI variables of the step that started the wrapper.
+    """This environment without the PMI variables of the step that started the wrapper,
+    and with HDF5 file locking off.
 
     Under SLURM, Snakemake's job step runs `srun -n1 snakemake ...`; with an MPI plugin
     (MpiDefault=pmi2/pmix) srun hands that process PMI_FD/PMI_RANK/... for a PMI
@@ -84,7 +85,13 @@ def child_env() -> dict[str, str]:
     MPI_Init; without them it starts as an MPI singleton. `srun -n P`/`mpiexec -n P` set
     fresh ones for the ranks they start.
     """
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_"))}
+    # Ranks open the same HDF5 files; cluster filesystems without working flock (NFS,
+    # Lustre mounted without it) make HDF5's default file locking fail or hang. Reads
+    # here never race a writer (inputs are complete before any job reads them), so
+    # locking buys nothing. A value the user set is kept.
+    env.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+    return env
 
 
 def killed_by_sigkill(rc: int, log: str) -> bool:

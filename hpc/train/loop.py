@@ -48,6 +48,10 @@ from hpc.train.signals import EXIT_PREEMPTED, PreemptionHandler
 from hpc.train.transforms import Augment, step_generator
 
 
+#: Steps between two checks of the preemption flag (a collective; see the training loop).
+STOP_CHECK_STEPS = 10
+
+
 class TrainingError(ValueError):
     """A training setting is unusable (device, batch size, output directory...)."""
 
@@ -441,6 +445,7 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
         "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
         "image_shape": list(data.meta["image_shape"]), "class_names": data.meta["class_names"],
         "experiment": s.experiment, "config_hash": config_hash(ident),
+        "hosts": ddp.all_hosts(),
     }
     extra_prov = {"config": ident}
 
@@ -507,7 +512,9 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
                 partial["seen"] += len(y)
                 if bar is not None and (device.type == "cpu" or step % 20 == 0):
                     bar.set_postfix_str(f"step {step + 1}/{steps_per_epoch} loss {loss.item():.3f}")
-                if ddp.any_rank(stopper.requested, device):
+                # Ranks agree on stopping at the same step; the check is a collective with
+                # a host-device sync, so it runs every STOP_CHECK_STEPS steps, not every step.
+                if (step + 1) % STOP_CHECK_STEPS == 0 and ddp.any_rank(stopper.requested, device):
                     sync_partial()
                     partial["train_s"] += time.perf_counter() - t_epoch
                     state = checkpoint_state(epoch, step + 1)
@@ -627,10 +634,14 @@ def _finish(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundl
     if any(t is not None for t in target):
         metrics["test_accuracy_per_epoch"] = target
     # the best-validation checkpoint's test accuracy (model selection without test peeking)
-    if best_path.exists() and len(data.test):
+    # Decided from state every rank shares (rank 0's answer, broadcast), never from each
+    # rank's own disk: with node-local output directories only rank 0 has best.pt, and a
+    # rank that skipped the evaluation below would leave the others hanging in a collective.
+    if ddp.any_rank(is_main and best_path.exists(), device) and len(data.test):
         final_state = {k_: v.detach().clone() for k_, v in unwrap(model).state_dict().items()}
-        best_state = load_checkpoint(best_path)
-        unwrap(model).load_state_dict(best_state["model"])
+        if is_main:
+            unwrap(model).load_state_dict(load_checkpoint(best_path)["model"])
+        ddp.broadcast_state(unwrap(model))
         cm_b, _ = evaluate(eval_model, data.test, augment, device, s, env.rank, env.world_size, k,
                            amp, channels_last)
         metrics["best_checkpoint_test_accuracy"] = accuracy_from_cm(cm_b)
