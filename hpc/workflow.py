@@ -130,6 +130,24 @@ def wait_with_rusage(proc: subprocess.Popen) -> tuple[int, int | None]:
     return proc.returncode, int(usage.ru_maxrss) or None
 
 
+def attempts_file(log: Path) -> Path:
+    """``LOG.attempts``: one line per start and end of the point, kept across reruns.
+
+    Snakemake removes a job's log before it runs the job again (a requeued SLURM job, a
+    rerun after a crash), and SLURM truncates the job's output file on a requeue; this
+    file is not a declared output, so the history of failed attempts survives there.
+    """
+    return log.with_name(log.name + ".attempts")
+
+
+def note_attempt(log: Path, event: str) -> None:
+    job = os.environ.get("SLURM_JOB_ID")
+    line = (f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {event} host={socket.gethostname()}"
+            + (f" slurm_job={job}" if job else "") + f" pid={os.getpid()}\n")
+    with open(attempts_file(log), "a", encoding="utf-8") as fh:
+        fh.write(line)
+
+
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -188,6 +206,15 @@ def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
     output.parent.mkdir(parents=True, exist_ok=True)
     stage.parent.mkdir(parents=True, exist_ok=True)
     params = {**params, "command": " ".join(command)}
+    note_attempt(log, "start")
+    code, outcome = _run_point(command, output, log, kind, name, params, needs_gpu, stage)
+    note_attempt(log, f"end {outcome} exit={code}")
+    return code
+
+
+def _run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
+               params: dict[str, object], needs_gpu: bool, stage: Path) -> tuple[int, str]:
+    """run_point's body: (the wrapper's exit code, what became of the point)."""
 
     def record(status: str, error: str) -> None:
         append_record(stage, new_record(kind, name, params, {}, status=status, error=error))
@@ -207,7 +234,7 @@ def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
                     fh.write("# skipped\n")
                     record("skipped", detail)
                     finalize(stage, output)
-                    return 0
+                    return 0, "skipped"
             fh.write("$ " + " ".join(command) + "\n")
             fh.flush()
             try:
@@ -216,7 +243,7 @@ def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
                 fh.write(f"# cannot start: {exc}\n")
                 record("failed", f"cannot start {command[0]!r}: {exc}")
                 finalize(stage, output)
-                return 0
+                return 0, "failed"
             while True:
                 try:
                     rc, peak_rss = wait_with_rusage(proc)
@@ -235,27 +262,30 @@ def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
             signal.signal(sig, handler)
     if rc == EXIT_PREEMPTED:
         print(f"hpc.workflow: {name}: preempted after checkpointing; rerun to resume", file=sys.stderr)
-        return EXIT_PREEMPTED
+        return EXIT_PREEMPTED, "preempted"
     if interrupted is not None:
         print(f"hpc.workflow: {name}: interrupted by {interrupted}; nothing recorded, rerun to redo",
               file=sys.stderr)
-        return 130
+        return 130, f"interrupted-by-{interrupted}"
     if rc < 0 and -rc in (signal.SIGINT, signal.SIGTERM):
         print(f"hpc.workflow: {name}: command killed by {signal.Signals(-rc).name}; nothing recorded",
               file=sys.stderr)
-        return 128 - rc
+        return 128 - rc, f"killed-by-{signal.Signals(-rc).name}"
+    outcome = "ok"
     if rc == 0:
         if not stage.exists():
             record("failed", f"command succeeded but wrote no {stage} (log: {log})")
+            outcome = "failed"
     else:
         reason = failure_reason(rc, command, log, peak_rss)
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(f"# failed: {reason.splitlines()[0]}\n")
         record("failed", reason)
+        outcome = "failed"
         print(f"hpc.workflow: {name}: failed (exit {rc}); recorded as failed in {output}, see {log}",
               file=sys.stderr)
     finalize(stage, output)
-    return 0
+    return 0, outcome
 
 
 def _point(args: argparse.Namespace) -> int:

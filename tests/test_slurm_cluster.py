@@ -314,10 +314,14 @@ def test_node_crash_mid_job_requeues_and_reruns_on_healthy_nodes(cluster, sandbo
     hosts = rec["params"]["hosts"]
     assert len(set(hosts)) == 2 and batch not in hosts, hosts
     assert rec["provenance"]["slurm_job_id"] == jobid
-    # the failed first attempt is visible: two starts in the point's log, the first on the
-    # crashed node, and the job's SLURM log names the restart
-    starts = re.findall(r"^# \S+ host=(\S+)", (sandbox / FAULT_LOG).read_text(), re.M)
-    assert len(starts) == 2 and starts[0] == batch and starts[1] != batch, starts
+    # the failed first attempt is visible: the point's attempts log (kept when Snakemake
+    # deletes the log for the rerun) has a start on the crashed node that never ended,
+    # then a start and an ok end on a healthy node, both in the same SLURM job
+    attempts = (sandbox / (FAULT_LOG + ".attempts")).read_text().splitlines()
+    events = [(ln.split()[1], re.search(r"host=(\S+)", ln).group(1)) for ln in attempts]
+    assert events[-3:] == [("start", batch), ("start", events[-2][1]), ("end", events[-2][1])], attempts
+    assert events[-2][1] != batch and "end ok exit=0" in attempts[-1]
+    assert all(f"slurm_job={jobid}" in ln for ln in attempts[-3:]), attempts
     assert not list((sandbox / "results").rglob("*.part")), "a half-written stage was left"
     assert _run("pgrep", "-af", "hpc scale").stdout == ""
     assert (sandbox / "results/report.html").is_file(), out[-3000:]

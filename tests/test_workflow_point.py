@@ -209,3 +209,13 @@ def test_node_failure_reported_by_srun_is_named_in_the_reason(tmp_path):
     (rec,) = list(read_records([out]))
     assert rec.status == "failed"
     assert "node failure on hpcn3" in rec.error.splitlines()[0]
+
+
+def test_attempts_are_kept_across_reruns(tmp_path):
+    """Snakemake deletes a job's log before rerunning it; LOG.attempts keeps the history."""
+    _point(tmp_path, [sys.executable, "-c", "import sys; sys.exit(4)"])
+    (tmp_path / "logs" / "point.log").unlink()                     # what Snakemake does
+    _point(tmp_path, [sys.executable, "-c", "import sys; sys.exit(0)"])
+    lines = (tmp_path / "logs" / "point.log.attempts").read_text().splitlines()
+    assert [ln.split()[1] for ln in lines] == ["start", "end", "start", "end"]
+    assert "end failed exit=0" in lines[1] and "end ok exit=0" in lines[3]
