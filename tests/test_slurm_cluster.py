@@ -251,6 +251,12 @@ def _fault_config(sandbox: Path) -> str:
     return "config-fault.yaml"
 
 
+def _start_fault_run(sandbox: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    (sandbox / FAULT_LOG).unlink(missing_ok=True)   # so that "[1/1]" below is this run's
+    return subprocess.Popen(snakemake_cmd(*args), cwd=sandbox, env=job_env(env), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
 def _running_fault_job(sandbox: Path, env: dict[str, str], wf: subprocess.Popen,
                        timeout: float = 240) -> tuple[str, str, list[str]]:
     """(job id, batch host, nodes) of the fault point's job once its ranks compute."""
@@ -279,10 +285,8 @@ def test_node_crash_mid_job_requeues_and_reruns_on_healthy_nodes(cluster, sandbo
     """Crash the batch node of a running 2-node MPI point: SLURM marks it down and requeues
     the job, which reruns on the two healthy nodes; the point's record is correct, the
     failed attempt is in the logs, nothing half-written is published, no rank survives."""
-    wf = subprocess.Popen(snakemake_cmd("--profile", _profile(sandbox, "profile"), "--configfile",
-                                        _fault_config(sandbox)),
-                          cwd=sandbox, env=job_env(cluster), text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wf = _start_fault_run(sandbox, cluster, "--profile", _profile(sandbox, "profile"),
+                          "--configfile", _fault_config(sandbox))
     try:
         jobid, batch, nodes = _running_fault_job(sandbox, cluster, wf)
         assert batch in nodes and len(nodes) == 2
@@ -334,10 +338,8 @@ def test_node_crash_that_slurm_cannot_recover_is_recorded_failed(cluster, sandbo
     report = sandbox / "results/report.html"
     before = report.stat().st_mtime if report.exists() else 0
     profile = _profile(sandbox, "profile-nokill", scale_mpi={"slurm_extra": "'--no-kill'"})
-    wf = subprocess.Popen(snakemake_cmd("--profile", profile, "--configfile", _fault_config(sandbox),
-                                        "-R", FAULT_POINT),
-                          cwd=sandbox, env=job_env(cluster), text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wf = _start_fault_run(sandbox, cluster, "--profile", profile, "--configfile",
+                          _fault_config(sandbox), "-R", FAULT_POINT)
     try:
         jobid, batch, nodes = _running_fault_job(sandbox, cluster, wf)
         victim = next(n for n in nodes if n != batch)

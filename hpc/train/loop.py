@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import random
@@ -39,8 +40,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 from hpc.models.alexnet import build_model
 from hpc.records import Record, new_record, write_records
 from hpc.train import ddp
-from hpc.train.checkpoint import (CheckpointError, config_hash, load_checkpoint, model_signature,
-                                  rng_state, save_checkpoint, set_rng_state)
+from hpc.train.checkpoint import (CheckpointError, checkpoint_mismatch, config_hash, load_checkpoint,
+                                  model_signature, move_aside, rng_state, save_checkpoint,
+                                  set_rng_state)
 from hpc.train.data import SliceDataset, channel_stats, check_training_classes, validate_file
 from hpc.train.metrics import (accuracy_from_cm, precision_recall, write_confusion_csv,
                                write_confusion_png)
@@ -201,7 +203,8 @@ def identity_config(s: Settings, data: DataBundle, world_size: int) -> dict[str,
         "model": {"arch": s.arch, "width": s.width, "hidden": s.hidden,
                   "in_channels": data.meta["image_shape"][0],
                   "input_size": data.meta["image_shape"][1], "classes": data.num_classes},
-        "data": {"fingerprint": data.fingerprint(), "n": data.meta["n"]},
+        "data": {"fingerprint": data.fingerprint(), "n": data.meta["n"],
+                 "content": dataset_content_hash(data.meta)},
         "batch_size": s.batch_size, "lr": s.lr, "weight_decay": s.weight_decay,
         "optimizer": s.optimizer, "scheduler": s.scheduler, "seed": s.seed,
         "augment": {"rotation_degrees": s.rotation_degrees, "hflip": s.hflip,
@@ -211,6 +214,31 @@ def identity_config(s: Settings, data: DataBundle, world_size: int) -> dict[str,
     if s.scheduler != "none":
         cfg["epochs"] = s.epochs
     return cfg
+
+
+def dataset_content_hash(meta: dict[str, Any]) -> str:
+    """Hash of what the dataset was made from: its input files' checksums and the
+    conversion options it records (hpc data build's root attributes), without the output
+    paths (moving results_dir does not make it another dataset). Files without those
+    attributes are hashed by their images."""
+    attrs = meta.get("attrs") or {}
+    h = hashlib.sha256()
+    if "input_checksums" in attrs and "config" in attrs:
+        try:
+            cfg = json.loads(attrs["config"])
+        except (TypeError, ValueError):
+            cfg = {"raw": str(attrs["config"])}
+        if isinstance(cfg, dict):
+            cfg = {k: v for k, v in cfg.items() if k not in ("output", "records")}
+        h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+        h.update(str(attrs["input_checksums"]).encode())
+    else:
+        import h5py
+        with h5py.File(meta["path"], "r") as fh:
+            images = fh["images"]
+            for i in range(0, images.shape[0], 1024):
+                h.update(np.ascontiguousarray(images[i:i + 1024]).tobytes())
+    return h.hexdigest()[:16]
 
 
 def make_model(s: Settings, data: DataBundle) -> nn.Module:
@@ -402,6 +430,18 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
     history: list[dict[str, Any]] = []
     best = {"metric": -1.0, "epoch": -1}
     elapsed_before = 0.0
+    if s.resume:
+        # A checkpoint of another dataset or other settings is not this run: rank 0 judges
+        # (its answer is shared, so every rank takes the same path), moves the old run
+        # directory aside (kept) and this run starts fresh.
+        stale = checkpoint_mismatch(last_path, ident, signature) if is_main and last_path.exists() else None
+        if ddp.any_rank(stale is not None, device):
+            if is_main:
+                aside = move_aside(out)
+                prepare_out_dir(out, resume=True, overwrite=False)
+                print(f"--resume: {stale}\n--resume: the old run is not this run; moved it to "
+                      f"{aside} (kept) and starting a new run", file=sys.stderr)
+            ddp.barrier()
     if s.resume and last_path.exists():
         try:
             state = load_checkpoint(last_path, ident, signature)
