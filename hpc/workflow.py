@@ -103,17 +103,20 @@ def killed_by_sigkill(rc: int, log: str) -> bool:
 def failure_reason(rc: int, command: list[str], log: Path, peak_rss_kib: int | None) -> str:
     """The ``error`` of a failed record: what happened, in words, then the log's tail."""
     tail = log_tail(log)
-    if killed_by_sigkill(rc, tail):
+    nodes = sorted(set(re.findall(r"Node failure on (\S+)", tail)))
+    if nodes:
+        # srun kills the ranks left on healthy nodes: their SIGKILL is not memory
+        what = (f"node failure on {', '.join(nodes)} (SLURM did not requeue the job); "
+                f"exit status {rc}")
+    elif killed_by_sigkill(rc, tail):
         what = "killed by SIGKILL, likely out of memory (the kernel's OOM killer)"
-        if peak_rss_kib:
+        # srun's own memory says nothing about its ranks (they run under slurmstepd)
+        if peak_rss_kib and Path(command[0]).name != "srun":
             what += f"; peak RSS {peak_rss_kib / 1024:.0f} MiB"
     elif rc < 0:
         what = f"killed by {signal.Signals(-rc).name}"
     else:
         what = f"exit status {rc}"
-    nodes = sorted(set(re.findall(r"Node failure on (\S+)", tail)))
-    if nodes:
-        what += f"; node failure on {', '.join(nodes)} (SLURM did not requeue the job)"
     return f"{what}: {' '.join(command)}\nlog {log}:\n{tail}"
 
 

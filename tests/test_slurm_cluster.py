@@ -126,7 +126,7 @@ def _profile(sandbox: Path, name: str, **rule_extra: dict) -> str:
         profile["set-resources"][rule]["nodes"] = 2
     for rule, extra in rule_extra.items():
         profile["set-resources"].setdefault(rule, {}).update(extra)
-    profile["slurm-init-seconds-before-status-checks"] = 3
+    profile["slurm-init-seconds-before-status-checks"] = 1
     (sandbox / name).mkdir(exist_ok=True)
     (sandbox / name / "config.yaml").write_text(yaml.safe_dump(profile))
     return name
@@ -285,7 +285,7 @@ def test_node_crash_mid_job_requeues_and_reruns_on_healthy_nodes(cluster, sandbo
     """Crash the batch node of a running 2-node MPI point: SLURM marks it down and requeues
     the job, which reruns on the two healthy nodes; the point's record is correct, the
     failed attempt is in the logs, nothing half-written is published, no rank survives."""
-    wf = _start_fault_run(sandbox, cluster, "--profile", _profile(sandbox, "profile"),
+    wf = _start_fault_run(sandbox, cluster, FAULT_POINT, "--profile", _profile(sandbox, "profile"),
                           "--configfile", _fault_config(sandbox))
     try:
         jobid, batch, nodes = _running_fault_job(sandbox, cluster, wf)
@@ -328,7 +328,7 @@ def test_node_crash_mid_job_requeues_and_reruns_on_healthy_nodes(cluster, sandbo
     assert all(f"slurm_job={jobid}" in ln for ln in attempts[-3:]), attempts
     assert not list((sandbox / "results").rglob("*.part")), "a half-written stage was left"
     assert _run("pgrep", "-af", "hpc scale").stdout == ""
-    assert (sandbox / "results/report.html").is_file(), out[-3000:]
+    assert "1 of 1 steps (100%) done" in out, out[-3000:]
 
 
 def test_node_crash_that_slurm_cannot_recover_is_recorded_failed(cluster, sandbox):
@@ -352,7 +352,7 @@ def test_node_crash_that_slurm_cannot_recover_is_recorded_failed(cluster, sandbo
             wf.kill()
     (rec,) = read_jsonl(sandbox / FAULT_POINT)
     assert rec["status"] == "failed"
-    assert f"node failure on {victim}" in rec["error"].splitlines()[0], rec["error"]
+    assert rec["error"].startswith(f"node failure on {victim}"), rec["error"]
     assert rec["provenance"]["slurm_job_id"] == jobid
     assert report.is_file() and report.stat().st_mtime > before
     assert _run("pgrep", "-af", "hpc scale").stdout == ""

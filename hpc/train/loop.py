@@ -375,6 +375,10 @@ def prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
 def run_training(s: Settings) -> int:
     """Run (or resume) one training run; return 0, or EXIT_PREEMPTED after a signal."""
     env = ddp.detect_env() if s.ddp else ddp.DistEnv(0, 1, 0, "single")
+    if env.world_size > 1 and str(s.device).split(":")[0] in ("cuda", "auto") and ":" not in str(s.device):
+        # one GPU per rank, by node-local rank, before anything opens a CUDA context
+        from hpc.parallel.devices import bind_gpu_to_local_rank
+        bind_gpu_to_local_rank(env.local_rank)
     device = resolve_device(s.device)
     if s.ddp and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", env.local_rank % torch.cuda.device_count())
