@@ -69,13 +69,35 @@ def _leftovers() -> list[str]:
             found.append(f"veth hv-{node}")
     if _run("ip", "link", "show", "hpcbr0").returncode == 0:
         found.append("bridge hpcbr0")
-    for pattern in ("slurmctld", "slurmd", "slurmstepd", "munged.*hpc-local-slurm", "hpc scale"):
+    for pattern in ("slurmctld", "slurmd", "slurmstepd", "munged.*hpc-local-slurm"):
         out = _run("pgrep", "-af", pattern).stdout.strip()
         if out:
             found.append(f"processes {pattern!r}: {out}")
+    found += [f"job process {pid}" for pid in _job_processes()]
     if Path("/tmp/hpc-local-slurm").exists():
         found.append("/tmp/hpc-local-slurm")
     return found
+
+
+def _job_processes(cwd: Path | None = None) -> list[int]:
+    """Processes of this cluster's jobs (batch scripts, wrappers, ranks): they carry
+    SLURM_JOB_ID or our SLURM_CONF; with ``cwd``, only those working below it. Other
+    users of this machine are never matched."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            env = proc.joinpath("environ").read_bytes().split(b"\0")
+            if not any(e.startswith(b"SLURM_JOB_ID=") or e == b"SLURM_CONF=/tmp/hpc-local-slurm/slurm.conf"
+                       for e in env):
+                continue
+            if cwd is not None and not os.readlink(proc / "cwd").startswith(str(cwd)):
+                continue
+            if b"slurmstepd" in proc.joinpath("cmdline").read_bytes():
+                continue
+            pids.append(int(proc.name))
+        except OSError:
+            continue
+    return [p for p in pids if p != os.getpid()]
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +349,7 @@ def test_node_crash_mid_job_requeues_and_reruns_on_healthy_nodes(cluster, sandbo
     assert events[-2][1] != batch and "end ok exit=0" in attempts[-1]
     assert all(f"slurm_job={jobid}" in ln for ln in attempts[-3:]), attempts
     assert not list((sandbox / "results").rglob("*.part")), "a half-written stage was left"
-    assert _run("pgrep", "-af", "hpc scale").stdout == ""
+    assert _job_processes(sandbox) == [], "a rank or job process is still running"
     assert "1 of 1 steps (100%) done" in out, out[-3000:]
 
 
@@ -355,4 +377,4 @@ def test_node_crash_that_slurm_cannot_recover_is_recorded_failed(cluster, sandbo
     assert rec["error"].startswith(f"node failure on {victim}"), rec["error"]
     assert rec["provenance"]["slurm_job_id"] == jobid
     assert report.is_file() and report.stat().st_mtime > before
-    assert _run("pgrep", "-af", "hpc scale").stdout == ""
+    assert _job_processes(sandbox) == [], "a rank or job process is still running"
