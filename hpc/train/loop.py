@@ -625,7 +625,8 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
             if ddp.any_rank(stopper.requested, device):
                 if is_main:
                     print(f"{stopper.signal_name or 'signal'} received: checkpoint after epoch "
-                          f"{epoch + 1} in {last_path}; exiting with {EXIT_PREEMPTED}", file=sys.stderr)
+                          f"{epoch + 1} in {last_path}; exiting with {EXIT_PREEMPTED} (resume with --resume)",
+                          file=sys.stderr)
                 if bar is not None:
                     bar.close()
                 return EXIT_PREEMPTED
