@@ -31,9 +31,6 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.mpi]
 CLUSTER = REPO / "slurm" / "local-cluster.sh"
 NODES = ("hpcn1", "hpcn2", "hpcn3")
 NET_ENV = {"UCX_TLS": "tcp,self"}
-# Epochs of the requeue test's run: enough that the signal (sent after the first epoch)
-# arrives while it still trains, few enough to stay quick (a tiny network: ~1 s each).
-EPOCHS = 15
 FAULT_POINT = "results/scaling/scaling-fault/strong/n2.jsonl"
 FAULT_LOG = "results/logs/scaling/scaling-fault/strong/n2.log"
 
