@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from hpc.analysis import DEFAULT_TEMPLATE, plots, published, tables
+from hpc.analysis import DEFAULT_TEMPLATE, plots, published, section_hosts, tables
 from hpc.analysis.aggregate import load_frame, make_readable
 from hpc.atomic import atomic_path
 
@@ -364,6 +364,7 @@ def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
         emb = sink.add(key, fig, title, cap)
         if emb:
             sec.figures.append(emb)
+    sec.notes.extend(section_hosts.mixed_host_warnings(df))
     sec.add_table("Scaling runs", make_table(st, SCALING_COLS))
     pr = tables.per_rank_table(df)
     if not pr.empty:
