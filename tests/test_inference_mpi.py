@@ -69,5 +69,5 @@ def test_wrong_rank_count_fails_on_every_rank(files, tmp_path) -> None:
                       "--input", str(files["input"]), "--output", str(out), "--devices", "opencl",
                       "--expect-ranks", "3"], timeout=120)
     assert proc.returncode != 0
-    assert proc.stderr.count("--expect-ranks 3: running on 2 MPI rank(s)") == 2, proc.stderr
+    assert proc.stderr.count("--expect-ranks 3: started as 2 ranks, expected 3") == 2, proc.stderr
     assert not out.exists()

@@ -22,9 +22,11 @@ from hpc.cli import CliError
 
 
 def check_expected_ranks(expected: int | None, size: int) -> None:
-    if expected is not None and expected != size:
-        raise CliError(f"--expect-ranks {expected}: running on {size} MPI rank(s); launch with "
-                       f"'mpiexec -n {expected} python -m hpc infer ...'")
+    """The suite's launch check (hpc.parallel.launch), as a CLI error on every rank."""
+    from hpc.parallel.launch import rank_count_problem
+    problem = rank_count_problem(size, expected)
+    if problem:
+        raise CliError(f"--expect-ranks {expected}: {problem}")
 
 
 def split_images(n: int, weights: list[float] | None, ranks: int) -> list[tuple[int, int]]:
