@@ -20,8 +20,10 @@ validate(config, "hpc/schemas/config.schema.yaml")
 
 
 include: "experiments/common.smk"
+include: "experiments/compression-common.smk"
 include: "datasets/rules.smk"
 include: "experiments/rules.smk"
+include: "experiments/compression.smk"
 include: "analysis/rules.smk"
 
 

@@ -20,6 +20,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "scale": ("hpc.parallel.cli", "strong/weak scaling of distributed kernels (run under mpiexec/srun)"),
     "model": ("hpc.models.cli", "AlexNet variants: per-layer shapes, parameters, MACs"),
     "train": ("hpc.train.cli", "train AlexNet on a slice dataset: lr-find, run, ddp (resumable)"),
+    "compress": ("hpc.compress.cli", "k-means weight clustering, clustered convolution, NetAdapt, binarised nets"),
     "report": ("hpc.analysis.cli", "aggregate JSONL records into tables, plots and an HTML report"),
 }
 
