@@ -490,8 +490,9 @@ def summary_section(df: pd.DataFrame, others: Sequence[Section]) -> Section:
 def build_context(df: pd.DataFrame, sink: plots.FigureSink, title: str = "HPC MRI suite: scaling report",
                   sources: Sequence[str] = ()) -> dict[str, Any]:
     """Everything the template needs, as plain data."""
+    from hpc.analysis.section_compression import compression_section
     body = [dataset_section(df), kernel_section(df, sink), scaling_section(df, sink),
-            training_section(df, sink)]
+            training_section(df, sink), compression_section(df, sink)]
     failures = failures_section(df)
     sections = [summary_section(df, body), provenance_section(df), *body, failures]
     return {
