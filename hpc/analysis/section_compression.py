@@ -174,7 +174,8 @@ def _conv_table(sec, c: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
     from hpc.analysis.report import Column, make_table
     impls = ["vanilla-cl", "reordered-cl", "blocked-cl", "grouped-cl", "vanilla", "reordered", "blocked",
              "im2col-gemm", "torch-conv2d"]
-    five = c[c["params.bits"] == 5]
+    main_bits = int(c["params.bits"].mode().iloc[0])  # the benchmark's bit width (5 in the study)
+    five = c[c["params.bits"] == main_bits]
     rows = []
     for (layer, h, threads), g in five.groupby(["params.layer", "params.h", "params.threads"], sort=False):
         row = {"layer": f"{layer} ({int(g.iloc[0]['params.cin'])}x{int(h)}x{int(h)}→{int(g.iloc[0]['params.cout'])})",
@@ -190,14 +191,16 @@ def _conv_table(sec, c: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
     cols = [Column("layer", "layer"), Column("threads", "threads", numeric=True),
             Column("gemm", "BLAS GEMM GFLOP/s", numeric=True)] + [Column(i, i, numeric=True) for i in impls]
     load = c["metrics.loadavg_1m"].dropna()
-    sec.add_table("Clustered convolution, 5-bit codebooks: GFLOP/s as a fraction of the same-run BLAS GEMM rate",
+    sec.add_table(f"Clustered convolution, {main_bits}-bit codebooks: GFLOP/s as a fraction of the same-run "
+                  "BLAS GEMM rate",
                   make_table(t, cols), "-cl: on clustered weights (speed-up vs vanilla-cl in brackets); without: "
                   "the same loops on float weights. im2col-gemm and torch-conv2d run on the decoded float weights. "
                   "Large layers (bench*) at a reduced input size (see 'layer'). "
                   + (f"1-minute load average during the run: {load.min():.1f}–{load.max():.1f} on "
                      f"{int(c.iloc[0].get('provenance.cpu_count') or 0) or '?'} CPUs (timings under load are noisy)."
                      if not load.empty else ""))
-    bits = c[c["params.layer"] == c[c["params.bits"] != 5]["params.layer"].iloc[0]] if (c["params.bits"] != 5).any() else None
+    other = c[c["params.bits"] != main_bits]
+    bits = c[c["params.layer"] == other["params.layer"].iloc[0]] if not other.empty else None
     if bits is not None:
         rows = []
         for (b, th), g in bits.groupby(["params.bits", "params.threads"]):
