@@ -1,9 +1,8 @@
 """Report section "Compression": k-means clustering, clustered convolution, NetAdapt, binarised nets.
 
 Takes the tidy records DataFrame (one row per record, ``params.*``/``metrics.*`` columns) and
-returns a ``report.Section``. The study figures shown beside ours are quoted from
-``../shared/seeds/FIGURES.md`` (002 Table 7.3, 003 Figure 38(a)); nothing is re-derived from
-them except the study's own compression formula.
+returns a ``report.Section``. The study figures shown beside ours come from the transcribed
+published tables (``hpc.analysis.published``: 002 Table 7.3, 003 Figure 38(a)).
 """
 from __future__ import annotations
 
@@ -16,30 +15,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-# 002, Table 7.3: model, original size, final size, theoretical compression, codebook bits
-STUDY_TABLE_7_3 = [
-    ("AlexNet (ImageNet)", "233MB", "36.4MB", "6.4", "5bits"),
-    ("GoogleNet (ImageNet)", "51MB", "7.9MB", "6.4", "5bits"),
-    ("Mobilenet (ImageNet)", "17MB", "4.25MB", "4", "8bits"),
-    ("Mobilenet_v2 (ImageNet)", "14MB", "3.5MB", "4", "8bits"),
-]
-# 003, Figure 38(a): iteration, accuracy as printed (%), MACs, block, channel counts
-STUDY_NETADAPT = [
-    (0, "98.982", 710133440, "None", [64, 192, 384, 256, 256, 4096, 4096, 10]),
-    (1, "98.942", 673355240, "0", [56, 192, 384, 256, 256, 4096, 4096, 10]),
-    (2, "98.968", 656176616, "4", [56, 192, 384, 256, 224, 4096, 4096, 10]),
-    (3, "98.904", 630501992, "1", [56, 176, 384, 256, 224, 4096, 4096, 10]),
-    (4, "98.944", 614732264, "2", [56, 176, 360, 256, 224, 4096, 4096, 10]),
-    (5, "98.892", 599556584, "5", [56, 176, 360, 256, 224, 2848, 4096, 10]),
-    (6, "98.962", 578238248, "3", [56, 176, 360, 232, 224, 2848, 4096, 10]),
-    (7, "98.878", 563344616, "2", [56, 176, 336, 232, 224, 2848, 4096, 10]),
-    (8, "98.696", 538838120, "1", [56, 160, 336, 232, 224, 2848, 4096, 10]),
-    (9, "98.68599999999999", 525209960, "3", [56, 160, 336, 216, 224, 2848, 4096, 10]),
-    (10, "98.514", 493097360, "0", [48, 160, 336, 216, 224, 2848, 4096, 10]),
-    (11, "98.546", 479469200, "3", [48, 160, 336, 200, 224, 2848, 4096, 10]),
-    (12, "98.512", 465841040, "3", [48, 160, 336, 184, 224, 2848, 4096, 10]),
-    (13, "98.494", 454945680, "5", [48, 160, 336, 184, 224, 1952, 4096, 10]),
-]
+def study_table_7_3() -> list[tuple[str, str, str, str, str]]:
+    """002 Table 7.3 (model, original MB, final MB, theoretical compression, codebook bits),
+    from the transcribed published figures (hpc/analysis/published/002_kmeans_compression.yaml)."""
+    from hpc.analysis import published
+    return [(f"{r['model']} (ImageNet)", f"{r['original_mb']}MB", f"{r['final_mb']}MB", str(r["compression"]),
+             f"{r['codebook_bits']}bits") for r in published.table("max_compression").records()]
+
+
+def study_netadapt() -> list[tuple[int, str, int, str, list[int]]]:
+    """003 Figure 38(a): iteration, accuracy as printed, MACs, block, the 8 channel counts
+    (hpc/analysis/published/003_netadapt.yaml)."""
+    from hpc.analysis import published
+    widths = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1", "fc2", "fc3")
+    return [(int(r["iteration"]), str(r["accuracy_pct"]), int(r["resource_macs"]),
+             "None" if r["block"] is None else str(r["block"]), [int(r[w]) for w in widths])
+            for r in published.table("netadapt_history").records()]
+
+
 STUDY_NETADAPT_NOTE = (
     "The study's accuracies are not comparable with ours: its history's 98.x % are short-term "
     "fine-tune evaluations on the CIFAR-10 training split (the public implementation it used), "
@@ -149,7 +142,7 @@ def _kmeans_tables(sec, k: pd.DataFrame, sink) -> None:  # type: ignore[no-untyp
         sec.figures.append(emb)
     # the study's Table 7.3 beside ours
     study_rows = [{"who": "study", "model": m, "orig": o, "final": f, "r": r, "bits": b}
-                  for m, o, f, r, b in STUDY_TABLE_7_3]
+                  for m, o, f, r, b in study_table_7_3()]
     ours = []
     for mode in ("none", "finetune"):
         kn = knee(k, mode)
@@ -230,8 +223,9 @@ def _netadapt_tables(sec, n: pd.DataFrame, res: pd.DataFrame) -> None:  # type: 
         Column("lat", "CPU latency (batch 1)", numeric=True)]),
         "Candidates: one per prunable layer, the smallest-L2 channels (granularity 8 conv / 64 linear), short-term "
         "fine-tuned on the training split; chosen on the validation split.")
-    study = [{"it": str(i), "acc": a, "macs": f"{m:,}", "ratio": f"{m / STUDY_NETADAPT[0][2]:.3f}", "block": b,
-              "channels": " ".join(map(str, ch))} for i, a, m, b, ch in STUDY_NETADAPT]
+    hist = study_netadapt()
+    study = [{"it": str(i), "acc": a, "macs": f"{m:,}", "ratio": f"{m / hist[0][2]:.3f}", "block": b,
+              "channels": " ".join(map(str, ch))} for i, a, m, b, ch in hist]
     sec.add_table("NetAdapt history of the study (003, Figure 38(a); CIFAR-10, torchvision AlexNet at 224 px)",
                   make_table(pd.DataFrame(study), [
                       Column("it", "iteration", numeric=True), Column("acc", "accuracy as printed (%)", numeric=True),
