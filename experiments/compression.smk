@@ -41,7 +41,7 @@ rule compress_run:
     log:
         results_path("logs", "compression", "{experiment}", "{run}.log"),
     wildcard_constraints:
-        run=r"(?!base$)[A-Za-z0-9_.-]+",
+        run=r"(?!base/)[A-Za-z0-9_.-]+",
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.records),
         base_dir=lambda wildcards: results_path("compression", wildcards.experiment, "base"),
