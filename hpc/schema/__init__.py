@@ -14,9 +14,11 @@ from hpc.schema.base import Device, KindSchema, Strict
 SCHEMA_VERSION = 2
 
 from hpc.schema import legacy as _legacy  # noqa: E402  (placeholder kinds, see module)
+from hpc.schema import inference as _inference  # noqa: E402
 
 KINDS: dict[str, KindSchema] = {
     **_legacy.KINDS,
+    **_inference.KINDS,
 }
 
 
