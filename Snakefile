@@ -22,6 +22,8 @@ validate(config, "hpc/schemas/config.schema.yaml")
 include: "experiments/common.smk"
 include: "datasets/rules.smk"
 include: "experiments/rules.smk"
+include: "experiments/inference-points.smk"
+include: "experiments/inference.smk"
 include: "analysis/rules.smk"
 
 

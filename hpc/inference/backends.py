@@ -370,55 +370,42 @@ OPENCL_ENGINE_LOCATIONS: tuple[tuple[str, str], ...] = (
     ("hpc.opencl.engine", "OpenCLEngine"),
 )
 
-#: OpenCL profile layer/kernel types -> our components.
-OPENCL_TYPE_MAP: dict[str, str] = {
-    "conv": "conv", "convolution": "conv", "fc": "fc", "linear": "fc", "dense": "fc",
-    "pool": "pool", "maxpool": "pool", "avgpool": "pool", "relu": "activation",
-    "activation": "activation", "lrn": "other", "other": "other", "flatten": "other",
-    "h2d": "h2d", "write": "h2d", "d2h": "d2h", "read": "d2h", "alloc": "alloc", "free": "free",
-    "sync": "sync", "finish": "sync",
-}
+#: OpenCL profile layer types -> our components; matched by prefix (conv3x3 -> conv,
+#: avgpool_global -> pool). Types not listed are booked to ``other``.
+OPENCL_TYPE_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("conv", "conv"), ("linear", "fc"), ("fc", "fc"), ("dense", "fc"), ("maxpool", "pool"),
+    ("avgpool", "pool"), ("pool", "pool"), ("relu", "activation"), ("activation", "activation"),
+    ("h2d", "h2d"), ("write", "h2d"), ("d2h", "d2h"), ("read", "d2h"), ("alloc", "alloc"),
+    ("free", "free"), ("sync", "sync"), ("finish", "sync"),
+)
 
 
-def find_opencl_engine() -> type:
-    """The OpenCLEngine class, or BackendUnavailable saying where it was looked for."""
-    tried = []
-    for module_name, attr in OPENCL_ENGINE_LOCATIONS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            tried.append(f"{module_name} ({exc})")
-            continue
-        if hasattr(module, attr):
-            return getattr(module, attr)
-        tried.append(f"{module_name} (no {attr})")
-    raise BackendUnavailable("opencl: the OpenCL inference engine is not installed in this "
-                             "checkout; looked for OpenCLEngine in " + "; ".join(tried))
+def opencl_component(layer_type: str) -> str:
+    t = layer_type.lower()
+    return next((comp for prefix, comp in OPENCL_TYPE_PREFIXES if t.startswith(prefix)), "other")
 
 
 def opencl_components(profile: Any) -> dict[str, float]:
     """Seconds per component from ``OpenCLEngine.profile(x)``.
 
-    Accepts the shapes an event profile naturally has: a mapping ``type -> seconds``, or an
-    iterable of entries (mappings or objects) with a type (``layer_type``/``type``/``kind``)
-    and seconds (``seconds``/``elapsed_s``/``time_s``). Unknown types are booked to other.
+    The engine returns ``[(layer, layer_type, kernel, seconds), ...]``, one entry per kernel
+    launch with its OpenCL START..END event time; a mapping ``layer_type -> seconds`` or
+    entries with ``layer_type``/``seconds`` attributes are accepted too.
     """
-    items: Iterable[tuple[str, float]]
     if isinstance(profile, Mapping):
-        items = ((str(k), float(v)) for k, v in profile.items())
+        items = [(str(k), float(v)) for k, v in profile.items()]
     else:
-        def pick(entry: Any, names: tuple[str, ...]) -> Any:
-            for n in names:
-                if isinstance(entry, Mapping) and n in entry:
-                    return entry[n]
-                if hasattr(entry, n):
-                    return getattr(entry, n)
-            raise ValueError(f"OpenCL profile entry {entry!r}: has none of {names}")
-        items = ((str(pick(e, ("layer_type", "type", "kind"))), float(pick(e, ("seconds", "elapsed_s", "time_s"))))
-                 for e in profile)
+        items = []
+        for e in profile:
+            if isinstance(e, (tuple, list)) and len(e) >= 2:
+                items.append((str(e[1] if len(e) >= 3 else e[0]), float(e[-1])))
+            elif isinstance(e, Mapping):
+                items.append((str(e["layer_type"]), float(e["seconds"])))
+            else:
+                items.append((str(getattr(e, "layer_type")), float(getattr(e, "seconds"))))
     out: dict[str, float] = {}
     for kind, seconds in items:
-        comp = OPENCL_TYPE_MAP.get(kind.lower(), "other")
+        comp = opencl_component(kind)
         out[comp] = out.get(comp, 0.0) + seconds
     return out
 
@@ -427,11 +414,13 @@ class OpenCLBackend(InferenceBackend):
     """The suite's OpenCL engine (one style): forward for wall time, profile for components."""
 
     profiler = "OpenCL profiling events (CL_PROFILING_COMMAND_START/END) per kernel and copy"
-    copies = "clEnqueueWrite/ReadBuffer of the input and the logits (OpenCL events)"
+    copies = ("inside the engine's forward (clEnqueueCopy of input and logits); its profile "
+              "reports kernels only, so h2d/d2h are recorded as null and the copies fall in "
+              "unattributed_s")
 
-    def __init__(self, style: str | None = None, device_index: int = 0, two_queues: bool = False,
-                 binary: bool = False) -> None:
-        self.name, self.style = "opencl", style
+    def __init__(self, style: str | None = None, device_index: int | None = None, two_queues: bool = False,
+                 binary: str | None = None) -> None:
+        self.name, self.style = "opencl", style or "tiled"
         self.device_index, self.two_queues, self.binary = device_index, two_queues, binary
         self._engine: Any = None
 
@@ -454,7 +443,10 @@ class OpenCLBackend(InferenceBackend):
         if dtype != "float32":
             raise BackendUnavailable(f"opencl: dtype {dtype} not supported (float32 only)")
         engine_cls = find_opencl_engine()
-        self._engine = engine_cls(model, self.style, self.device_index, self.two_queues, self.binary)
+        try:
+            self._engine = engine_cls(model, self.style, self.device_index, self.two_queues, self.binary)
+        except (ValueError, RuntimeError, ImportError) as exc:   # no OpenCL device, unsupported layer
+            raise BackendUnavailable(f"opencl:{self.style}: {type(exc).__name__}: {exc}") from exc
 
     def step(self, source: torch.Tensor, host_memory: str, profile: bool) -> StepTimes:
         x = source.numpy()
@@ -466,6 +458,7 @@ class OpenCLBackend(InferenceBackend):
         prof = self._engine.profile(x)
         wall = time.perf_counter() - t0
         comps: dict[str, float | None] = {c: 0.0 for c in COMPONENTS}
+        comps["h2d"] = comps["d2h"] = None
         comps.update(opencl_components(prof))
         return StepTimes(components=comps, wall_s=wall)
 
