@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hpc.analysis import DEFAULT_TEMPLATE, plots, study, tables
+from hpc.analysis import section_inference_batch
 from hpc.analysis.aggregate import load_frame, make_readable
 from hpc.atomic import atomic_path
 
@@ -491,7 +492,7 @@ def build_context(df: pd.DataFrame, sink: plots.FigureSink, title: str = "HPC MR
                   sources: Sequence[str] = ()) -> dict[str, Any]:
     """Everything the template needs, as plain data."""
     body = [dataset_section(df), kernel_section(df, sink), scaling_section(df, sink),
-            training_section(df, sink)]
+            training_section(df, sink), section_inference_batch.section(df, sink)]
     failures = failures_section(df)
     sections = [summary_section(df, body), provenance_section(df), *body, failures]
     return {
