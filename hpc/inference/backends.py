@@ -121,8 +121,9 @@ class InferenceBackend(abc.ABC):
         return window
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
-        return isinstance(exc, (MemoryError, OutOfMemory)) or "out of memory" in str(exc).lower() \
-            or "not enough memory" in str(exc).lower()
+        text = str(exc).lower()
+        return isinstance(exc, (MemoryError, OutOfMemory)) or any(
+            m in text for m in ("out of memory", "not enough memory", "can't allocate memory"))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -369,6 +370,22 @@ OPENCL_ENGINE_LOCATIONS: tuple[tuple[str, str], ...] = (
     ("hpc.inference.opencl_engine", "OpenCLEngine"),
     ("hpc.opencl.engine", "OpenCLEngine"),
 )
+
+def find_opencl_engine() -> type:
+    """The OpenCLEngine class, or BackendUnavailable saying where it was looked for."""
+    tried = []
+    for module_name, attr in OPENCL_ENGINE_LOCATIONS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            tried.append(f"{module_name} ({exc})")
+            continue
+        if hasattr(module, attr):
+            return getattr(module, attr)
+        tried.append(f"{module_name} (no {attr})")
+    raise BackendUnavailable("opencl: the OpenCL inference engine is not installed in this "
+                             "checkout; looked for OpenCLEngine in " + "; ".join(tried))
+
 
 #: OpenCL profile layer types -> our components; matched by prefix (conv3x3 -> conv,
 #: avgpool_global -> pool). Types not listed are booked to ``other``.
