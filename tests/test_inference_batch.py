@@ -73,10 +73,16 @@ def test_batch_reaching_90_percent_of_peak():
 
 
 # --------------------------------------------------------------------------- models
-def test_layer_by_layer_forward_matches_the_model_and_books_every_layer_type():
-    for name, shape in (("alexnet-imagenet", (2, 3, 227, 227)), ("alexnet-mri", (3, 1, 32, 32))):
-        model, label = build(name, seed=0)
-        assert label == "random(seed=0)"
+@pytest.fixture(scope="module")
+def imagenet():
+    """The 61M-parameter network, built once (its initialisation takes seconds)."""
+    return build("alexnet-imagenet", seed=0)[0]
+
+
+def test_layer_by_layer_forward_matches_the_model_and_books_every_layer_type(imagenet):
+    mri, label = build("alexnet-mri", seed=0)
+    assert label == "random(seed=0)"
+    for model, shape in ((imagenet, (2, 3, 227, 227)), (mri, (3, 1, 32, 32))):
         x = torch.randn(shape)
         y = x
         with torch.inference_mode():
@@ -87,10 +93,10 @@ def test_layer_by_layer_forward_matches_the_model_and_books_every_layer_type():
         assert {"conv", "fc", "pool", "activation", "other"} <= kinds
 
 
-def test_imagenet_model_is_the_studys_layout():
-    model, _ = build("alexnet-imagenet")
-    assert model(torch.zeros(1, 3, 227, 227)).shape == (1, 1000)
-    assert model.features[0].out_channels == 96
+def test_imagenet_model_is_the_studys_layout(imagenet):
+    with torch.inference_mode():
+        assert imagenet(torch.zeros(1, 3, 227, 227)).shape == (1, 1000)
+    assert imagenet.features[0].out_channels == 96 and imagenet.features[0].kernel_size == (11, 11)
 
 
 def test_weights_load_from_a_state_dict(tmp_path):
@@ -114,8 +120,7 @@ def test_weights_with_wrong_keys_name_the_file_and_the_keys(tmp_path):
         build("alexnet-mri", weights=path)
 
 
-def test_weights_with_wrong_shapes_or_not_a_state_dict_are_errors(tmp_path):
-    imagenet, _ = build("alexnet-imagenet")
+def test_weights_with_wrong_shapes_or_not_a_state_dict_are_errors(tmp_path, imagenet):
     path = tmp_path / "imagenet.pt"
     torch.save(imagenet.state_dict(), path)
     with pytest.raises(WeightsError, match="keys do not match|shapes do not match"):
@@ -199,6 +204,7 @@ def test_batches_above_the_memory_budget_are_skipped_with_the_cap_and_the_sweep_
     assert sweep.status == "ok" and sweep.metrics["batches_skipped"] == [4, 8]
 
 
+@pytest.mark.slow
 def test_a_real_allocation_failure_is_recorded_as_skipped(tmp_path):
     """Address space limited (RLIMIT_AS) below what batch 8192 needs, budget check off:
     the allocation really fails, the point is skipped, the larger one too, smaller ones run."""
@@ -283,9 +289,15 @@ def test_inference_experiments_validate_and_bad_ones_name_the_key(tmp_path):
             load_experiment(path)
 
 
-def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hpc", "bench", "inference", *args], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``python -m hpc bench inference ARGS`` in this process: exit code, stdout, stderr."""
+    from hpc.cli import main
+    try:
+        rc = main(["bench", "inference", *args])
+    except SystemExit as exc:          # argparse errors
+        rc = int(exc.code or 0)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -295,26 +307,26 @@ def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     (["--weights", "alexnet-mri"], "argument --weights: 'alexnet-mri': expected MODEL=PATH"),
     (["--repeats", "0"], "--repeats 0: must be >= 1"),
 ])
-def test_cli_bad_inputs_name_the_parameter(args, message):
-    proc = _cli(*args)
-    assert proc.returncode == 2
-    assert message in proc.stderr
+def test_cli_bad_inputs_name_the_parameter(capsys, args, message):
+    rc, _, err = _cli(capsys, *args)
+    assert rc == 2
+    assert message in err
 
 
-def test_cli_wrong_weights_keys_is_a_clear_error(tmp_path):
+def test_cli_wrong_weights_keys_is_a_clear_error(capsys, tmp_path):
     path = tmp_path / "w.pt"
     torch.save({"conv.weight": torch.zeros(1)}, path)
-    proc = _cli("--models", "alexnet-mri", "--weights", f"alexnet-mri={path}", "--batch-sizes", "1",
-                "--output", str(tmp_path / "o.jsonl"))
-    assert proc.returncode == 2
-    assert f"weights={path}: keys do not match" in proc.stderr
+    rc, _, err = _cli(capsys, "--models", "alexnet-mri", "--weights", f"alexnet-mri={path}", "--batch-sizes", "1",
+                      "--output", str(tmp_path / "o.jsonl"))
+    assert rc == 2
+    assert f"weights={path}: keys do not match" in err
 
 
-def test_cli_runs_a_sweep_and_appends_records(tmp_path):
+def test_cli_runs_a_sweep_and_appends_records(capsys, tmp_path):
     out = tmp_path / "o.jsonl"
-    proc = _cli("--models", "alexnet-mri", "--backends", "torch", "torch-cuda", "--batch-sizes", "1", "2",
+    rc, stdout, err = _cli(capsys, "--models", "alexnet-mri", "--backends", "torch", "torch-cuda", "--batch-sizes", "1", "2",
                 "--repeats", "1", "--warmup", "0", "--threads", "1", "--output", str(out), "--quiet")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert rc == 0, err[-2000:]
     lines = [json.loads(l) for l in out.read_text().splitlines()]
     kinds = [(r["kind"], r["status"], r["params"]["backend"], r["params"]["host_memory"]) for r in lines]
     assert ("inference_batch", "ok", "torch", "pageable") in kinds
@@ -322,7 +334,7 @@ def test_cli_runs_a_sweep_and_appends_records(tmp_path):
     assert ("inference_sweep", "skipped", "torch", "pinned") in kinds
     if not torch.cuda.is_available():
         assert ("inference_sweep", "skipped", "torch-cuda", "pageable") in kinds
-    assert "90% of peak" in proc.stdout
+    assert "90% of peak" in stdout
 
 
 # --------------------------------------------------------------------------- report
