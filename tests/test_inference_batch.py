@@ -180,7 +180,7 @@ def test_profiler_breakdown_sums_close_to_the_profiled_batch_time(small_sweep):
         # the ranges cover the batch: what falls between them is glue, a small share
         assert m["unattributed_s"] <= 0.2 * m["profiled_total_s"] + 2e-4, m
         assert m["conv_s"] > 0 and m["fc_s"] > 0 and m["pool_s"] > 0
-        assert m["h2d_s"] is None and m["d2h_s"] is None and m["sync_s"] == 0.0
+        assert m["h2d_s"] is None and m["d2h_s"] is None and m["sync_s"] is None
         assert m["images_per_s"] == pytest.approx(r.params["batch"] / m["total_s"])
         assert m["peak_memory_bytes"] is not None and m["peak_memory_bytes"] >= 0
 

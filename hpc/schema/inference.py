@@ -71,7 +71,8 @@ class InferenceBatchMetrics(Strict):
     d2h_s: float | None = Field(default=None, ge=0, description="output copy device -> host; None: no such copy")
     alloc_s: float = Field(ge=0, description="allocating the batch's input/output buffers (host and device)")
     free_s: float = Field(ge=0, description="releasing those buffers")
-    sync_s: float = Field(ge=0, description="waiting for the device at the end of the batch (0 on a CPU)")
+    sync_s: float | None = Field(default=None, ge=0, description=(
+        "waiting for the device at the end of the batch; None: no asynchronous device (torch CPU)"))
     components_sum_s: float = Field(ge=0, description="sum of the components above (profiled runs)")
     profiled_total_s: float = Field(ge=0, description="wall time of a profiled batch (median)")
     unattributed_s: float = Field(description="profiled_total_s - components_sum_s (profiler overhead, glue)")
