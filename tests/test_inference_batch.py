@@ -352,7 +352,7 @@ def test_report_section_shows_breakdown_fits_and_the_studys_table(small_sweep, t
     assert any(t.startswith("Fitted fixed and per-image costs") for t in titles)
     study_title, study, note = next(x for x in sec.tables if x[0].startswith("Study 001"))
     assert [c.key for c in study.columns][:3] == ["batch", "memcpy_htod", "convkernel"]
-    assert study.rows[0][:3] == ["1", "40.2", "7.64"]
+    assert study.rows[0][:3] == ["1", "40.16", "7.6397"]          # as published, not rounded
     assert "001_1c59acd15aed783c.txt" in note
 
 

@@ -132,6 +132,11 @@ def fit_table(bt: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _as_published(v: Any) -> str:
+    """A published number as printed in the source (no rounding)."""
+    return "\u2014" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:g}"
+
+
 def _fixed_share(a: float, b: float) -> float:
     total = a + b
     return float("nan") if total <= 0 else min(1.0, max(0.0, a / total))
@@ -330,7 +335,9 @@ def section(df: pd.DataFrame, sink: Any) -> Any:
     src = f"{meta['document']}, {meta['caption']} ({meta['seed']}); hardware: {meta['hardware']}."
     beside = ours_beside_study(bt)
     sec.add_table(f"Study 001's batch table as published beside ours \u2014 {STUDY_LABEL}",
-                  make_table(beside, [Column(c, c, fmt_num, numeric=True) for c in beside.columns], drop_empty=False),
+                  make_table(beside, [Column(c, c if c.startswith("ours") else f"[study] {c}",
+                                             _as_published if not c.startswith("ours") else lambda v: fmt_num(v, 4),
+                                             numeric=True) for c in beside.columns], drop_empty=False),
                   "Quoted, not measured by this suite: " + src + " Columns in brackets in the source are GPU "
                   "activities, the others CUDA API calls. Ours: ms, alexnet-imagenet, this run's hardware. "
                   "Different hardware and a different implementation: compare shapes (growth with the "
