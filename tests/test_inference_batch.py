@@ -3,7 +3,6 @@ out-of-memory, bad inputs, weights, records and the report section."""
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import textwrap

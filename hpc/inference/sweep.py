@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from hpc.inference import fits
-from hpc.inference.backends import (DTYPES, BackendUnavailable, InferenceBackend, StepTimes,
+from hpc.inference.backends import (DTYPES, BackendUnavailable, StepTimes,
                                     get_backend)
 from hpc.inference.models import build, model_spec
 from hpc.inference.models import layers as model_layers
