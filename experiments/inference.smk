@@ -3,7 +3,7 @@
 #
 # Each job runs `python -m hpc bench inference` through `python -m hpc.workflow point`, like
 # the rules in experiments/rules.smk: the records go to a staging file published when the
-# job is over, and a job that fails as a whole becomes an `inference_job` record with
+# job is over, and a job that fails as a whole becomes an `inference_sweep` record with
 # status "failed". Inside a job, a batch above the memory budget, a backend that cannot
 # run here (torch-cuda without a GPU, the OpenCL engine when absent) and pinned memory
 # without CUDA are recorded as skipped by `hpc bench inference` itself.
@@ -35,7 +35,7 @@ rule bench_inference:
     shell:
         "python -m hpc.workflow point --output {output.records} --log {log}"
         " --stage {output.records}.part"
-        " --kind inference_job --name '{wildcards.experiment} {wildcards.model} {wildcards.backend}'"
+        " --kind inference_sweep --name '{wildcards.experiment} {wildcards.model} {wildcards.backend}'"
         " --param experiment={wildcards.experiment} --param model={wildcards.model}"
         " --param backend={params.backend}"
         " -- python -m hpc bench inference --experiment {input.experiment}"
@@ -63,7 +63,7 @@ rule bench_inference_gpu:
     shell:
         "python -m hpc.workflow point --output {output.records} --log {log}"
         " --stage {output.records}.part"
-        " --kind inference_job --name '{wildcards.experiment} {wildcards.model} {wildcards.backend}'"
+        " --kind inference_sweep --name '{wildcards.experiment} {wildcards.model} {wildcards.backend}'"
         " --param experiment={wildcards.experiment} --param model={wildcards.model}"
         " --param backend={params.backend}"
         " -- python -m hpc bench inference --experiment {input.experiment}"

@@ -21,6 +21,9 @@ STAGES: dict[str, tuple[str, str]] = {
     "model": ("hpc.models.cli", "AlexNet variants: per-layer shapes, parameters, MACs"),
     "train": ("hpc.train.cli", "train AlexNet on a slice dataset: lr-find, run, ddp (resumable)"),
     "report": ("hpc.analysis.cli", "aggregate JSONL records into tables, plots and an HTML report"),
+    "compare": ("hpc.analysis.runs_cli:configure_compare", "compare two runs point by point; flag regressions"),
+    "references": ("hpc.analysis.runs_cli:configure_references", "per-system reference values with tolerances"),
+    "runs": ("hpc.analysis.runs_cli:configure_runs", "the history of runs: add a results directory, list"),
 }
 
 
@@ -48,9 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hpc: unknown command {name!r}; choose from {', '.join(STAGES)}", file=sys.stderr)
         return 2
     module_name, help_ = STAGES[name]
+    module_name, _, configure = module_name.partition(":")
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"hpc {name}", description=help_)
-    module.configure(parser)
+    getattr(module, configure or "configure")(parser)
     args = parser.parse_args(rest)
     func = getattr(args, "func", None)
     if func is None:

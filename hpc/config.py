@@ -15,7 +15,9 @@ import yaml
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 EXPERIMENT_SCHEMA_PATH = Path(__file__).parent / "schemas" / "experiment.schema.yaml"
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "config.yaml"
+# package data (a link to the repository's config/config.yaml, copied into wheels), so an
+# installed package has its default configuration from any directory
+DEFAULT_CONFIG_PATH = Path(__file__).parent / "defaults" / "config.yaml"
 
 
 class ConfigError(ValueError):

@@ -1,6 +1,6 @@
 """The inference rules of the workflow: one job per (model, backend), GPU jobs request a
 GPU, and a real run of the tiny inference experiment writes its records (a misspelt
-backend becomes a failed inference_job record, torch-cuda without a GPU a skipped one)."""
+backend becomes a failed inference_sweep record, torch-cuda without a GPU a skipped one)."""
 from __future__ import annotations
 
 import json
@@ -46,7 +46,7 @@ def test_inference_jobs_run_and_every_point_leaves_a_record(sandbox):
         ("inference_batch", "ok", 1), ("inference_batch", "ok", 2), ("inference_sweep", "ok", None)]
     assert ok[-1]["metrics"]["fits"]["conv"]["n_points"] == 2
     failed = records("no-such-backend")
-    assert [(r["kind"], r["status"]) for r in failed] == [("inference_job", "failed")]
+    assert [(r["kind"], r["status"]) for r in failed] == [("inference_sweep", "failed")]
     assert "no-such-backend" in failed[0]["error"] and "unknown inference backend" in failed[0]["error"]
     gpu = records("torch-cuda")
     assert all(r["kind"] == "inference_sweep" for r in gpu)

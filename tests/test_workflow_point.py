@@ -39,8 +39,8 @@ def test_failing_command_becomes_failed_record_and_job_succeeds(tmp_path):
 
 def test_failed_record_is_appended_after_finished_points(tmp_path):
     """A sweep that appended some points and then crashed keeps those points."""
-    script = ("import sys\nfrom hpc.records import append_record, new_record\n"
-              "append_record(sys.argv[1], new_record('kernel', 'p1', {}, {'median_s': 1.0}))\n"
+    script = ("import sys\nfrom hpc.records import Record, append_record\n"
+              "append_record(sys.argv[1], Record('kernel', 'p1', {}, {'median_s': 1.0}))\n"
               "raise RuntimeError('second point crashed')\n")
     out = tmp_path / "point.jsonl"
     proc, out, _ = _point(tmp_path, [sys.executable, "-c", script, str(out)])
@@ -60,8 +60,8 @@ def test_success_without_output_is_a_failure(tmp_path):
 
 def test_success_leaves_the_commands_records_alone(tmp_path):
     out = tmp_path / "point.jsonl"
-    script = ("import sys\nfrom hpc.records import write_records, new_record\n"
-              "write_records(sys.argv[1], [new_record('scaling', 'x', {'ranks': 2}, {'total_s': 0.5})])\n")
+    script = ("import sys\nfrom hpc.records import Record, write_records\n"
+              "write_records(sys.argv[1], [Record('scaling', 'x', {'ranks': 2}, {'total_s': 0.5})])\n")
     proc, out, _ = _point(tmp_path, [sys.executable, "-c", script, str(out)])
     assert proc.returncode == 0
     (rec,) = list(read_records([out]))
@@ -118,8 +118,8 @@ def test_experiment_name(tmp_path):
 def test_stage_is_published_only_when_the_point_is_over(tmp_path):
     stage = tmp_path / "point.jsonl.part"
     stage.write_text('{"stale": "from an interrupted attempt"}\n')
-    script = ("import sys\nfrom hpc.records import append_record, new_record\n"
-              "append_record(sys.argv[1], new_record('kernel', 'p1', {}, {'median_s': 2.0}))\n")
+    script = ("import sys\nfrom hpc.records import Record, append_record\n"
+              "append_record(sys.argv[1], Record('kernel', 'p1', {}, {'median_s': 2.0}))\n")
     proc, out, _ = _point(tmp_path, [sys.executable, "-c", script, str(stage)], "--stage", str(stage))
     assert proc.returncode == 0, proc.stderr
     assert not stage.exists()
@@ -129,8 +129,8 @@ def test_stage_is_published_only_when_the_point_is_over(tmp_path):
 
 def test_a_non_part_stage_is_copied_and_kept(tmp_path):
     stage = tmp_path / "run" / "metrics.jsonl"
-    script = ("import sys\nfrom hpc.records import write_records, new_record\n"
-              "write_records(sys.argv[1], [new_record('training', 'cpu', {}, {'test_accuracy': 0.5})])\n")
+    script = ("import sys\nfrom hpc.records import Record, write_records\n"
+              "write_records(sys.argv[1], [Record('training', 'cpu', {}, {'test_accuracy': 0.5})])\n")
     proc, out, _ = _point(tmp_path, [sys.executable, "-c", script, str(stage)], "--stage", str(stage))
     assert proc.returncode == 0
     assert stage.read_text() == out.read_text()

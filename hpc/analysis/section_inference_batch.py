@@ -14,12 +14,10 @@ functions of the records DataFrame.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from hpc.inference.fits import fit_linear
 from hpc.schema.inference import COMPONENTS
@@ -36,30 +34,18 @@ COMPONENT_COLORS = {"conv": "#1f77b4", "fc": "#ff7f0e", "pool": "#2ca02c", "acti
 STUDY_COLUMNS = {"convkernel": "conv", "fckernel": "fc", "maxpoolkernel": "pool", "memcpy_htod": "h2d",
                  "memcpy_dtoh": "d2h", "cudamalloc": "alloc", "cudafreehost": "free",
                  "cudadevicesynchronize": "sync", "cudamemcpy": None}
-_FALLBACK_STUDY_FILE = Path(__file__).resolve().parents[2] / "analysis" / "published" / "001-batch.yaml"
 SWEEP_KEYS = ["model", "backend", "style", "device", "dtype", "host_memory"]
 
 
 # ----------------------------------------------------------------------------- data
 def study_table() -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Study 001's batch table (columns as published) and its metadata (source, caption).
-
-    Taken from the suite-wide published tables (``hpc.analysis.published``, table
-    ``batch_sweep``) when that module exists, else from analysis/published/001-batch.yaml.
-    """
-    try:
-        from hpc.analysis import published  # type: ignore[attr-defined]
-        t = published.table("batch_sweep")
-        meta = {"document": t.document, "caption": t.caption, "seed": t.seed, "locator": t.locator,
-                "hardware": t.hardware}
-        return pd.DataFrame(t.rows, columns=t.columns), meta
-    except (ImportError, KeyError, AttributeError):
-        pass
-    doc = yaml.safe_load(_FALLBACK_STUDY_FILE.read_text(encoding="utf-8"))
-    t = next(t for t in doc["tables"] if t["key"] == "batch_sweep")
-    meta = {"document": doc["document"], "caption": t["caption"], "seed": t["seed"], "locator": t["locator"],
-            "hardware": t["hardware"]}
-    return pd.DataFrame(t["rows"], columns=t["columns"]), meta
+    """Study 001's batch table (columns as published, from ``hpc.analysis.published``,
+    table ``batch_sweep``) and its metadata (document, caption, line pointer, hardware)."""
+    from hpc.analysis import published
+    t = published.table("batch_sweep")
+    meta = {"document": t.document, "caption": t.caption, "seed": t.seed, "locator": t.locator,
+            "hardware": t.hardware, "unit": t.unit("convkernel")}
+    return pd.DataFrame(t.rows, columns=t.columns), meta
 
 
 def _device_label(row: pd.Series) -> str:
@@ -332,7 +318,8 @@ def section(df: pd.DataFrame, sink: Any) -> Any:
         sec.add_table("Every batch point", t)
     # the study's table, always shown (it is data, not a result of this run)
     st, meta = study_table()
-    src = f"{meta['document']}, {meta['caption']} ({meta['seed']}); hardware: {meta['hardware']}."
+    src = (f"{meta['document']}, {meta['caption']} ({meta['seed']}; FIGURES.md: \u201c{meta['locator']}\u201d); "
+           f"hardware: {meta['hardware']}; unit: {meta['unit']}.")
     beside = ours_beside_study(bt)
     sec.add_table(f"Study 001's batch table as published beside ours \u2014 {STUDY_LABEL}",
                   make_table(beside, [Column(c, c if c.startswith("ours") else f"[study] {c}",

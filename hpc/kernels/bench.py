@@ -307,6 +307,14 @@ def _device_for(spec: BackendSpec, module: Any) -> _Device:
     return _Device()
 
 
+def _record_device(spec: BackendSpec, module: Any) -> dict[str, Any]:
+    """What will run this point, asked of the runtime that launches it (hpc.schema.Device)."""
+    from hpc.kernels import device_record
+    dev = device_record.for_backend(spec.name, spec.variant, on_cuda=spec.device == "cuda",
+                                    gpu_variants=tuple(getattr(module, "GPU_VARIANTS", ())))
+    return dev.model_dump()
+
+
 def _resolve(spec: BackendSpec, op: str) -> tuple[Any, registry.BackendInfo]:
     """The backend module; BackendUnavailableError (-> a skipped record) when it cannot run."""
     info = registry.backend_info(spec.name)
@@ -378,9 +386,9 @@ def measure_pool(spec: BackendSpec, op: str, shape: tuple[int, int, int, int], k
     metrics: dict[str, Any] = {"repeats": repeats, "warmup": warmup,
                                "bytes_moved": pool_bytes(shape, geom, itemsize),
                                "h2d_s": None, "d2h_s": None}
-    params["device"] = info.device_name
     kw = _variant_kw(spec)
     dev = _device_for(spec, module)
+    params["device"] = _record_device(spec, module)
     if isinstance(dev, (_NumbaCuda, _Cupy)):
         xd, metrics["h2d_s"] = _transfer_times(dev, x)
         out = dev.empty((shape[0], shape[1], geom.out_h, geom.out_w), x.dtype)
@@ -477,7 +485,6 @@ def measure_matmul(spec: BackendSpec, n: int, dtype: str, repeats: int, warmup: 
         raise ValueError(f"dtype={dtype!r}: matmul supports float32 and float64")
     params = matmul_params(spec, n, dtype)
     module, info = _resolve(spec, "matmul")
-    params["device"] = info.device_name
     a = make_input((n, n), dtype, seed=1)
     b = make_input((n, n), dtype, seed=2)
     flops = matmul_flops(n, n, n)
@@ -485,6 +492,7 @@ def measure_matmul(spec: BackendSpec, n: int, dtype: str, repeats: int, warmup: 
                                "h2d_s": None, "d2h_s": None}
     kw = _variant_kw(spec)
     dev = _device_for(spec, module)
+    params["device"] = _record_device(spec, module)
     bound_samples: list[float] | None = None
     if dev.name == "cuda":
         ad, t_a = _transfer_times(dev, a)

@@ -95,6 +95,7 @@ class RankDevice:
     device_name: str
     device_index: int | None
     emulated: bool
+    device: dict[str, Any] | None = None   # hpc.schema.Device, asked of the runtime
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,6 +160,7 @@ def select_device(comm: Any, kind: str, pool_backend: str | None = None,
     if kind == "cuda":
         index = _select_gpu(cuda_index, pool)
     name = backend_info(pool).device_name
-    emulated = kind == "opencl" and ("cpu" in name.lower() or "emulat" in name.lower()
-                                     or "pthread" in name.lower())
-    return RankDevice(rank, host, local_rank, kind, pool, mm, name, index, emulated)
+    from hpc.kernels import device_record
+    record = device_record.for_backend(pool)
+    return RankDevice(rank, host, local_rank, kind, pool, mm, name, index, record.emulated,
+                      record.model_dump())

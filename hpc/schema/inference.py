@@ -112,26 +112,10 @@ class InferenceSweepMetrics(Strict):
     fits: dict[str, ComponentFit] = Field(default_factory=dict, description="per component and 'total'")
 
 
-class InferenceJobParams(Strict):
-    """A workflow job (model x backend) that failed or was skipped as a whole
-    (``python -m hpc.workflow point --kind inference_job``): no sweep record exists."""
-
-    experiment: str
-    model: str
-    backend: str
-    command: str | None = None
-
-
-class _NoMetrics(Strict):
-    """Job-level records carry no measurements."""
-
-
 KINDS = {
     "inference_batch": KindSchema(params=InferenceParams, metrics=InferenceBatchMetrics,
                                   description="one warm batch of an inference sweep, time per component"),
     "inference_sweep": KindSchema(params=InferenceSweepParams,
                                   metrics=InferenceSweepMetrics,
                                   description="cold start, per-component fits and throughput knee of one sweep"),
-    "inference_job": KindSchema(params=InferenceJobParams, metrics=_NoMetrics,
-                                description="a whole inference workflow job that failed (never ok)"),
 }

@@ -287,7 +287,7 @@ def _ddp_allreduce(args: argparse.Namespace) -> int:
 
     from hpc.records import append_record, new_record
     from hpc.train import ddp
-    from hpc.train.loop import resolve_device
+    from hpc.train.loop import _record_device, resolve_device
 
     try:
         device = resolve_device(args.device)
@@ -319,6 +319,6 @@ def _ddp_allreduce(args: argparse.Namespace) -> int:
         if args.output:
             append_record(args.output, new_record(
                 "ddp", f"allreduce {numel} floats x{n}", {"op": "allreduce", "world_size": n,
-                                                          "numel": numel, "device": str(device)},
+                                                          "numel": numel, "device": _record_device(device)},
                 {k: v for k, v in result.items() if k.endswith(("_s", "_gbs"))}))
     return 0

@@ -111,6 +111,14 @@ def resolve_device(name: str) -> torch.device:
     raise TrainingError(f"--device {name!r}: expected cpu, cuda, cuda:N or auto")
 
 
+def _record_device(device: torch.device) -> dict[str, Any]:
+    """The device the training ran on, as hpc.schema.Device (asked of torch, not parsed)."""
+    from hpc.kernels import device_record
+    if device.type == "cuda":
+        return device_record.torch_cuda(device.index).model_dump()
+    return device_record.cpu().model_dump()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
@@ -431,8 +439,7 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
     criterion = nn.CrossEntropyLoss()
     k = data.num_classes
     run_params = {
-        "arch": s.arch, "width": s.width, "hidden": s.hidden, "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "arch": s.arch, "width": s.width, "hidden": s.hidden, "device": _record_device(device),
         "threads": torch.get_num_threads(), "world_size": env.world_size, "launcher": env.launcher,
         "batch_size": s.batch_size, "lr": s.lr, "optimizer": s.optimizer, "scheduler": s.scheduler,
         "weight_decay": s.weight_decay, "epochs": s.epochs, "seed": s.seed, "amp": amp,
