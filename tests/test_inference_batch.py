@@ -247,7 +247,13 @@ def test_opencl_backend_is_skipped_with_its_reason_or_runs():
         assert "OpenCLEngine" in str(exc)
         return
     recs = run_sweep("alexnet-mri", "opencl:tiled", SweepSettings(batch_sizes=[1, 2], repeats=1, warmup=0))
-    assert recs[-1].kind == "inference_sweep"
+    batch = [r for r in recs if r.kind == "inference_batch"]
+    assert [r.status for r in batch] == ["ok", "ok"] and recs[-1].kind == "inference_sweep"
+    for r in batch:
+        assert r.params["device"]["kind"] == "opencl"
+        m = r.metrics
+        assert m["conv_s"] > 0 and m["fc_s"] > 0           # kernel events booked by layer type
+        assert m["h2d_s"] > 0 and m["d2h_s"] > 0           # copies timed by OpenCL events
 
 
 def test_opencl_profile_entries_map_to_components():

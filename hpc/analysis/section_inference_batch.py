@@ -51,7 +51,8 @@ def study_table() -> tuple[pd.DataFrame, dict[str, Any]]:
 def _device_label(row: pd.Series) -> str:
     name = row.get("params.device.name")
     kind = row.get("params.device.kind")
-    return f"{kind}: {name}" if isinstance(name, str) else str(kind)
+    label = f"{kind}: {name}" if isinstance(name, str) else str(kind)
+    return label + (" (emulated)" if row.get("params.device.emulated") is True else "")
 
 
 def batch_table(df: pd.DataFrame) -> pd.DataFrame:
