@@ -93,14 +93,33 @@ def check_record(record: Record) -> str | None:
     return None
 
 
+def _has_device_object(data: dict[str, Any]) -> bool:
+    """True for a kind that recorded ``params.device`` as a Device from its first version
+    (the inference sweep, written under v2) when it holds a valid one: nothing to convert,
+    nothing guessed."""
+    from hpc.schema.base import Device
+    from hpc.schema.inference import DEVICE_OBJECT_FROM_V2
+    if data.get("kind") not in DEVICE_OBJECT_FROM_V2:
+        return False
+    device = (data.get("params") or {}).get("device")
+    if not isinstance(device, dict):
+        return False
+    try:
+        Device.model_validate(device)
+    except ValueError:
+        return False
+    return True
+
+
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """A record dict of an older schema version brought to ``SCHEMA_VERSION``, or
     SchemaVersionError saying which version is needed.
 
     v1 (no ``schema_version``) and v2 differ from v3 only in ``params.device``, then a free
-    text label, now an ``hpc.schema.Device`` asked of the runtime. Points that did not run
-    and dataset builds carry no device and convert as they are; a measurement's text label
-    cannot become a Device without guessing, so those records must be produced again.
+    text label, now an ``hpc.schema.Device`` asked of the runtime. Points that did not run,
+    dataset builds and records whose device already is a Device object convert as they
+    are (the latter only for kinds that never had a text label); a measurement's text
+    label cannot become a Device without guessing, so those records must be produced again.
     """
     version = data.get("schema_version", 1)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
@@ -109,7 +128,7 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
             "install the hpc-mri version that wrote it")
     if version == SCHEMA_VERSION:
         return data
-    if data.get("status") == "ok" and data.get("kind") != "dataset":
+    if data.get("status") == "ok" and data.get("kind") != "dataset" and not _has_device_object(data):
         raise SchemaVersionError(
             f"{data.get('kind')} record {data.get('name')!r} has schema v{version}; this hpc-mri reads "
             f"v{SCHEMA_VERSION} (params.device is now a Device object recorded by the producer, "

@@ -281,6 +281,18 @@ def test_batch_record_schema_rejects_unknown_metrics():
         new_record("inference_batch", r.name, {**r.params, "batch": 0}, r.metrics)
 
 
+def test_v2_inference_records_with_a_device_object_still_read():
+    """docs/benchmarks/inference-batch/run1 was written under schema v2 with params.device
+    already a Device: it upgrades as it is (a text label would not)."""
+    from hpc.records import SchemaVersionError, read_records, upgrade
+    recs = list(read_records([REPO / "docs/benchmarks/inference-batch/run1-cpu-sweep.jsonl"]))
+    assert len(recs) == 24 and all(r.schema_version == 3 for r in recs)
+    line = json.loads((REPO / "docs/benchmarks/inference-batch/run1-cpu-sweep.jsonl").read_text().splitlines()[0])
+    assert line["schema_version"] == 2
+    with pytest.raises(SchemaVersionError, match="re-run the point"):
+        upgrade({**line, "params": {**line["params"], "device": "cpu"}})
+
+
 def test_inference_experiments_validate_and_bad_ones_name_the_key(tmp_path):
     spec = load_experiment(REPO / "experiments/inference-laptop.yaml", kind="inference")
     assert spec["models"] == ["alexnet-imagenet", "alexnet-mri"] and spec["repeats"] == 2
@@ -379,3 +391,15 @@ def test_report_without_inference_records_says_so():
     sec = sib.section(pd.DataFrame(columns=["kind", "status"]), plots.FigureSink(None))
     assert "No successful records" in sec.empty_note
     assert any(t.startswith("Study 001") for t, _, _ in sec.tables)
+
+
+def test_report_section_combines_two_runs_of_the_same_sweep(small_sweep, tmp_path):
+    from hpc.analysis import plots, section_inference_batch as sib
+    from hpc.analysis.aggregate import records_to_frame
+
+    df = records_to_frame([(r, "run1.jsonl") for r in small_sweep] + [(r, "run2.jsonl") for r in small_sweep])
+    bt = sib.batch_table(df)
+    assert len(bt) == 6 and len(sib.per_batch(bt)) == 3
+    sec = sib.section(df, plots.FigureSink(None))
+    _, beside, _ = next(x for x in sec.tables if x[0].startswith("Study 001"))
+    assert len(beside.rows) == 11                 # one row per published batch size

@@ -119,6 +119,12 @@ def fit_table(bt: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def per_batch(g: pd.DataFrame) -> pd.DataFrame:
+    """One row per batch size: the median over the records of that point (several runs of
+    the same sweep, e.g. a rerun, are combined rather than drawn on top of each other)."""
+    return g.groupby("batch", as_index=False).median(numeric_only=True).sort_values("batch")
+
+
 def _as_published(v: Any) -> str:
     """A published number as printed in the source (no rounding)."""
     return "\u2014" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:g}"
@@ -168,7 +174,7 @@ def ours_beside_study(bt: pd.DataFrame) -> pd.DataFrame:
     ours = bt[bt["model"] == "alexnet-imagenet"] if not bt.empty else bt
     for keys, g in (ours.groupby(["backend_label", "host_memory", "dtype"]) if not ours.empty else []):
         label = f"{keys[0]} {keys[1]}" + ("" if keys[2] == "float32" else f" {keys[2]}")
-        g = g.set_index("batch")
+        g = per_batch(g).set_index("batch")
         for comp in ("conv", "fc", "pool", "h2d", "d2h", "alloc", "free", "sync"):
             if g[f"{comp}_s"].notna().any():
                 out[f"ours {label}: {comp} ms"] = out["batch"].map(g[f"{comp}_s"] * 1e3)
@@ -192,7 +198,7 @@ def plot_breakdown(bt: pd.DataFrame):  # -> matplotlib Figure | None
                                  layout="constrained")
         handles: dict[str, Any] = {}
         for ax, (keys, g) in zip(axes.flat, groups):
-            g = g.sort_values("batch")
+            g = per_batch(g)
             x = g["batch"].to_numpy(dtype=float)
             width = x * 0.55                       # equal-looking bars on a log2 axis
             bottom = np.zeros(len(g))
@@ -232,7 +238,7 @@ def plot_throughput(bt: pd.DataFrame, sw: pd.DataFrame):  # -> matplotlib Figure
         for ax, model in zip(axes[0], models):
             sub = bt[bt["model"] == model]
             for i, (keys, g) in enumerate(sub.groupby(["backend_label", "host_memory", "dtype"], sort=True)):
-                g = g.sort_values("batch")
+                g = per_batch(g)
                 color = PALETTE[i % len(PALETTE)]
                 label = f"{keys[0]} {keys[1]} {keys[2]}"
                 ax.plot(g["batch"], g["images_per_s"], "o-", color=color, label=label, ms=4)
@@ -271,8 +277,9 @@ def section(df: pd.DataFrame, sink: Any) -> Any:
         sink_fig = sink.add("inference-breakdown", plot_breakdown(bt),
                             "Where each image's time goes, per batch size",
                             "Stacked: time per image (ms) in each component at each batch size (log x), "
-                            "from the profiled run; dashed: unprofiled wall time per image. Fixed costs "
-                            "shrink along x, per-image costs stay flat.")
+                            "from the profiled run; dashed: unprofiled wall time per image (medians when "
+                            "a point was run more than once). Fixed costs shrink along x, per-image costs "
+                            "stay flat.")
         if sink_fig is not None:
             sec.figures.append(sink_fig)
         tp = sink.add("inference-throughput", plot_throughput(bt, sw), "Images per second vs batch size",

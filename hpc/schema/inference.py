@@ -119,3 +119,7 @@ KINDS = {
                                   metrics=InferenceSweepMetrics,
                                   description="cold start, per-component fits and throughput knee of one sweep"),
 }
+
+#: Kinds that recorded ``params.device`` as a Device since their first (v2) records, so
+#: ``hpc.records.upgrade`` can read their v2 records as v3 without converting anything.
+DEVICE_OBJECT_FROM_V2: frozenset[str] = frozenset(KINDS)
