@@ -176,7 +176,7 @@ def ours_beside_study(bt: pd.DataFrame) -> pd.DataFrame:
         label = f"{keys[0]} {keys[1]}" + ("" if keys[2] == "float32" else f" {keys[2]}")
         g = per_batch(g).set_index("batch")
         for comp in ("conv", "fc", "pool", "h2d", "d2h", "alloc", "free", "sync"):
-            if g[f"{comp}_s"].notna().any():
+            if g[f"{comp}_s"].notna().any() and (g[f"{comp}_s"].fillna(0) != 0).any():
                 out[f"ours {label}: {comp} ms"] = out["batch"].map(g[f"{comp}_s"] * 1e3)
         out[f"ours {label}: total ms"] = out["batch"].map(g["total_s"] * 1e3)
     return out
