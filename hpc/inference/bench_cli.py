@@ -118,7 +118,14 @@ def _list_backends() -> int:
             status = "available"
         except BackendUnavailable as exc:
             status = f"unavailable: {exc}"
-        print(f"{name:<12} {status}")
+        styles = ""
+        if name == "opencl" and status == "available":
+            try:
+                from hpc.inference.opencl import STYLES  # type: ignore[import-not-found]
+                styles = " (styles: " + ", ".join(f"opencl:{s}" for s in STYLES) + ")"
+            except ImportError:
+                pass
+        print(f"{name:<12} {status}{styles}")
     return 0
 
 
