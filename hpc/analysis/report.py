@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from hpc.analysis import DEFAULT_TEMPLATE, plots, published, tables
+from hpc.analysis import DEFAULT_TEMPLATE, plots, published, section_hosts, tables
 from hpc.analysis import section_inference_batch
 from hpc.analysis.aggregate import load_frame, make_readable
 from hpc.atomic import atomic_path
@@ -365,6 +365,7 @@ def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
         emb = sink.add(key, fig, title, cap)
         if emb:
             sec.figures.append(emb)
+    sec.notes.extend(section_hosts.mixed_host_warnings(df))
     sec.add_table("Scaling runs", make_table(st, SCALING_COLS))
     pr = tables.per_rank_table(df)
     if not pr.empty:
@@ -557,12 +558,13 @@ def build_context(df: pd.DataFrame, sink: plots.FigureSink, title: str = "HPC MR
                   system: str | None = None) -> dict[str, Any]:
     """Everything the template needs, as plain data. ``references``: the reference file
     (default: experiments/references/<system>.yaml when it exists)."""
-    from hpc.analysis import history
+    from hpc.analysis import history, section_inference_opencl
     from hpc.analysis import references as refs_mod
     system = history.system_name(df, system)
     refs_path = Path(references) if references is not None else refs_mod.path_for(system)
     body = [dataset_section(df), kernel_section(df, sink), scaling_section(df, sink),
-            training_section(df, sink), section_inference_batch.section(df, sink),
+            training_section(df, sink), section_inference_opencl.section(df),
+            section_inference_batch.section(df, sink),
             references_section(df, refs_path, system)]
     failures = failures_section(df)
     sections = [summary_section(df, body), provenance_section(df), *body, published_section(), failures]

@@ -44,6 +44,7 @@ class TrainingParams(Strict):
     config_hash: str
     run: str | None = Field(default=None, description="the run's name in its experiment")
     split: str | None = Field(default=None, description="how train/val/test were split (e.g. by subject)")
+    hosts: list[str] | None = Field(default=None, description="host of every rank, in rank order")
 
 
 class EpochParams(TrainingParams):
@@ -123,6 +124,7 @@ class DdpParams(Strict):
     config_hash: str | None = None
     run: str | None = None
     split: str | None = None
+    hosts: list[str] | None = Field(default=None, description="host of every rank, in rank order")
 
 
 class DdpMetrics(Strict):
