@@ -138,7 +138,8 @@ def test_study_serial_equals_reference() -> None:
 
 def test_summarize_and_parse_backend() -> None:
     s = bench.summarize([4.0, 1.0, 3.0, 2.0])
-    assert s == {"median_s": 2.5, "iqr_s": pytest.approx(1.5), "min_s": 1.0, "max_s": 4.0}
+    assert s == {"median_s": 2.5, "iqr_s": pytest.approx(1.5), "q1_s": 1.75, "q3_s": 3.25,
+                 "min_s": 1.0, "max_s": 4.0, "rel_iqr": pytest.approx(0.6), "spread_flag": True}
     assert bench.summarize([2.0])["iqr_s"] == 0
     assert bench.parse_backend("numba-cuda:regblock") == bench.BackendSpec("numba-cuda", "regblock")
     assert bench.parse_backend("torch:cuda").label == "torch:cuda"
