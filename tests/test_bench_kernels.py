@@ -149,3 +149,24 @@ def test_summarize_and_parse_backend() -> None:
         bench.measure_matmul(bench.parse_backend("study:fast"), 4, "float64", 1, 0)
     line = json.dumps(bench.matmul_params(bench.parse_backend("numpy"), 8, "float32"))
     assert '"shape": [8, 8, 8]' in line
+
+
+def test_run_order_is_a_seeded_permutation() -> None:
+    from hpc.kernels import cli
+    shuffled = cli.run_order(20, "shuffled", 0)
+    assert sorted(shuffled) == list(range(20)) and shuffled != list(range(20))
+    assert shuffled == cli.run_order(20, "shuffled", 0) != cli.run_order(20, "shuffled", 1)
+    assert cli.run_order(5, "listed", 0) == [0, 1, 2, 3, 4]
+
+
+def test_a_noisy_point_is_flagged_in_the_table() -> None:
+    from hpc.kernels import cli
+    from hpc.records import new_record
+    params = {"op": "maxpool2d", "backend": "numba", "shape": [1, 1, 8, 8], "kernel": [2, 2],
+              "stride": [2, 2], "padding": [0, 0], "dtype": "float32"}
+    base = {"median_s": 1e-3, "iqr_s": 5e-4, "min_s": 8e-4, "bandwidth_gbs": 1.0, "bound_gbs": 2.0,
+            "bound_fraction": 0.5, "bound_fraction_best": 0.6}
+    noisy = cli.table_row(new_record("kernel", "x", params, {**base, "spread_flag": True}))
+    steady = cli.table_row(new_record("kernel", "x", params, {**base, "spread_flag": False}))
+    assert "NOISY" in noisy[-1] and steady[-1] == "ok"
+    assert noisy[cli.HEADER.index("best fraction")] == "0.60"
