@@ -317,11 +317,14 @@ def _measure_pool_cuda(spec: BackendSpec, module: Any, x: np.ndarray, geom: Pool
 def measure_pool(spec: BackendSpec, op: str, shape: tuple[int, int, int, int], kernel: int | tuple[int, int],
                  stride: int | tuple[int, int] | None, padding: int | tuple[int, int], dtype: str,
                  repeats: int, warmup: int, ceil_mode: bool = False,
-                 check: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+                 check: bool = False, out_buffer: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Time one pooling point. Raises BackendUnavailableError (skip) or anything (fail).
 
     ``check``: also compare the result with the NumPy reference (a benchmark must not
-    report a fast wrong kernel); costs one reference evaluation.
+    report a fast wrong kernel); costs one reference evaluation. ``out_buffer``: host
+    backends with an ``out=`` parameter (numba) write into one pre-allocated output instead
+    of allocating per call (recorded as ``params["out_buffer"]``); the default measures
+    the default API call.
     """
     if op not in POOL_OPS:
         raise ValueError(f"op={op!r}: expected one of {POOL_OPS}")
@@ -343,6 +346,12 @@ def measure_pool(spec: BackendSpec, op: str, shape: tuple[int, int, int, int], k
         metrics.update({k: v for k, v in bound.items() if k != "bound_kind"})
         params["bound_kind"] = bound["bound_kind"]
     else:
+        if out_buffer:
+            import inspect
+            if "out" not in inspect.signature(module.pool2d).parameters:
+                raise BackendUnavailableError(f"backend={spec.label!r} has no out= parameter")
+            kw = {**kw, "out": np.empty((shape[0], shape[1], geom.out_h, geom.out_w), dtype=x.dtype)}
+        params["out_buffer"] = bool(out_buffer)
         result = _measure_pool_host(spec, module, info, x, geom, pool_op, kw, repeats, warmup,
                                     params, metrics)
     metrics["bandwidth_gbs"] = metrics["bytes_moved"] / metrics["median_s"] / GB

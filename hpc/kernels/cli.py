@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import random
 import sys
 import traceback
@@ -51,6 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="run order of the points: shuffled (default, seeded by --seed, so a slow "
                         "start or a load change does not always hit the same points) or as listed")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffled order (default 0)")
+    p.add_argument("--out-buffer", action="store_true",
+                   help="pooling on backends with out= (numba): write into one pre-allocated output "
+                        "instead of allocating per call (default: the default API call)")
     p.add_argument("--no-check", action="store_true",
                    help="skip comparing each result with the NumPy reference")
     p.add_argument("--output", type=Path, help="JSONL to append to (default results/kernels/<name>.jsonl)")
@@ -130,6 +134,7 @@ def build_sweep(args: argparse.Namespace) -> dict[str, Any]:
                 group.pop(key, None)
     if args.no_check:
         spec["check"] = False
+    spec["out_buffer"] = bool(getattr(args, "out_buffer", False))
     spec["_filter"] = list(args.backends) if (args.experiment is not None and args.backends
                                               and "all" not in args.backends) else None
     return spec
@@ -190,7 +195,8 @@ def run_order(n: int, order: str, seed: int) -> list[int]:
     return idx
 
 
-def run_point(pt: dict[str, Any], check: bool, experiment: str, run_index: int | None = None):
+def run_point(pt: dict[str, Any], check: bool, experiment: str, run_index: int | None = None,
+              out_buffer: bool = False):
     """Measure one point; returns a Record with status ok / skipped / failed."""
     from hpc.records import new_record
     spec: bench.BackendSpec = pt["backend"]
@@ -205,6 +211,7 @@ def run_point(pt: dict[str, Any], check: bool, experiment: str, run_index: int |
     params.update({"experiment": experiment, "group": pt["group"],
                    "repeats": pt["repeats"], "warmup": pt["warmup"], "run_index": run_index})
     name = point_name(pt)
+    load_start = _loadavg_1m()
     try:
         if pt["op"] == "matmul":
             measured, metrics = bench.measure_matmul(spec, pt["n"], pt["dtype"], pt["repeats"],
@@ -213,7 +220,8 @@ def run_point(pt: dict[str, Any], check: bool, experiment: str, run_index: int |
             pool = pt["pool"]
             measured, metrics = bench.measure_pool(
                 spec, pt["op"], pt["shape"], pool["kernel"], pool.get("stride"), pool.get("padding", 0),
-                pt["dtype"], pt["repeats"], pt["warmup"], bool(pool.get("ceil_mode", False)), check=check)
+                pt["dtype"], pt["repeats"], pt["warmup"], bool(pool.get("ceil_mode", False)), check=check,
+                out_buffer=out_buffer)
     except registry.BackendUnavailableError as exc:
         info = registry.backend_info(spec.name)
         params["device"] = info.device_name or None
@@ -222,7 +230,16 @@ def run_point(pt: dict[str, Any], check: bool, experiment: str, run_index: int |
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return new_record("kernel", name, params, {}, status="failed", error=detail)
     params.update(measured)
+    # the machine's load beside every figure: on a shared machine it explains a slow point
+    metrics.update(loadavg_1m_start=load_start, loadavg_1m_end=_loadavg_1m())
     return new_record("kernel", name, params, metrics)
+
+
+def _loadavg_1m() -> float | None:
+    try:
+        return float(os.getloadavg()[0])
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- table
@@ -300,7 +317,8 @@ def run(args: argparse.Namespace) -> int:
     for run_index, i in enumerate(order):
         pt = points[i]
         bar.set_postfix_str(point_name(pt)[:60])
-        rec = run_point(pt, bool(spec.get("check", True)), spec["name"], run_index)
+        rec = run_point(pt, bool(spec.get("check", True)), spec["name"], run_index,
+                        bool(spec.get("out_buffer", False)))
         append_record(output, rec)
         records[i] = rec
         bar.update(1)
