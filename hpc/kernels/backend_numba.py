@@ -144,6 +144,93 @@ if numba is not None:
         for ow in range(hi, ow_n):
             _havg_edge(buf, o, ow, sw, pw, kw, w, dh, div_w)
 
+    @njit(inline="always")
+    def _fused_max_s2(xp, r0, nrows, o, kw, w, ev, od):  # pragma: no cover - jitted
+        """One output row of max pooling with horizontal stride 2, no column padding and a
+        2- or 3-row window: the vertical max is computed on column *pairs* and written
+        straight into even/odd halves (``ev``/``od``), so the row buffer and the separate
+        deinterleaving pass disappear (fewer L1 loads/stores per output; the pair loads
+        vectorise like the 2/2 horizontal pass)."""
+        a = xp[r0]
+        b = xp[r0 + 1]
+        half = w // 2
+        ow_n = o.shape[0]
+        if kw == 2 and nrows == 2:  # 2x2/2: straight from the two rows, no scratch at all
+            n = min(ow_n, half)
+            for i in range(n):
+                o[i] = _nanmax(_nanmax(a[2 * i], a[2 * i + 1]), _nanmax(b[2 * i], b[2 * i + 1]))
+            if n < ow_n:  # ceil_mode, odd width: the last window holds one column
+                o[n] = _nanmax(a[w - 1], b[w - 1])
+            return
+        if nrows == 3:
+            d = xp[r0 + 2]
+            for i in range(half):
+                ev[i] = _nanmax(_nanmax(a[2 * i], b[2 * i]), d[2 * i])
+                od[i] = _nanmax(_nanmax(a[2 * i + 1], b[2 * i + 1]), d[2 * i + 1])
+            if w % 2 == 1:
+                ev[half] = _nanmax(_nanmax(a[w - 1], b[w - 1]), d[w - 1])
+        else:
+            for i in range(half):
+                ev[i] = _nanmax(a[2 * i], b[2 * i])
+                od[i] = _nanmax(a[2 * i + 1], b[2 * i + 1])
+            if w % 2 == 1:
+                ev[half] = _nanmax(a[w - 1], b[w - 1])
+        full = min(ow_n, (w - kw) // 2 + 1) if w >= kw else 0
+        if kw == 2:
+            for i in range(full):
+                o[i] = _nanmax(ev[i], od[i])
+        else:
+            for i in range(full):
+                o[i] = _nanmax(_nanmax(ev[i], od[i]), ev[i + 1])
+        for ow in range(full, ow_n):  # ceil_mode: a last window cut by the right edge
+            c0 = 2 * ow
+            m = ev[ow]
+            for c in range(c0 + 1, min(c0 + kw, w)):
+                m = _nanmax(m, ev[c // 2] if c % 2 == 0 else od[c // 2])
+            o[ow] = m
+
+    @njit(inline="always")
+    def _fused_avg_s2(xp, r0, nrows, o, kw, w, ev, od, dh, div_w):  # pragma: no cover - jitted
+        """Average-pooling counterpart of ``_fused_max_s2`` (sums; same summation order as
+        the row-buffer path: rows first, then columns left to right)."""
+        a = xp[r0]
+        b = xp[r0 + 1]
+        half = w // 2
+        ow_n = o.shape[0]
+        if kw == 2 and nrows == 2:
+            n = min(ow_n, half)
+            for i in range(n):
+                o[i] = ((a[2 * i] + b[2 * i]) + (a[2 * i + 1] + b[2 * i + 1])) / (dh * div_w[i])
+            if n < ow_n:
+                o[n] = (a[w - 1] + b[w - 1]) / (dh * div_w[n])
+            return
+        if nrows == 3:
+            d = xp[r0 + 2]
+            for i in range(half):
+                ev[i] = a[2 * i] + b[2 * i] + d[2 * i]
+                od[i] = a[2 * i + 1] + b[2 * i + 1] + d[2 * i + 1]
+            if w % 2 == 1:
+                ev[half] = a[w - 1] + b[w - 1] + d[w - 1]
+        else:
+            for i in range(half):
+                ev[i] = a[2 * i] + b[2 * i]
+                od[i] = a[2 * i + 1] + b[2 * i + 1]
+            if w % 2 == 1:
+                ev[half] = a[w - 1] + b[w - 1]
+        full = min(ow_n, (w - kw) // 2 + 1) if w >= kw else 0
+        if kw == 2:
+            for i in range(full):
+                o[i] = (ev[i] + od[i]) / (dh * div_w[i])
+        else:
+            for i in range(full):
+                o[i] = (ev[i] + od[i] + ev[i + 1]) / (dh * div_w[i])
+        for ow in range(full, ow_n):
+            c0 = 2 * ow
+            s = ev[ow]
+            for c in range(c0 + 1, min(c0 + kw, w)):
+                s += ev[c // 2] if c % 2 == 0 else od[c // 2]
+            o[ow] = s / (dh * div_w[ow])
+
     @njit(parallel=True, cache=True)
     def _max_pool(x, out, kh, kw, sh, sw, ph, pw, rows_per_task, planes_per_task):  # pragma: no cover
         planes, h, w = x.shape
@@ -157,12 +244,16 @@ if numba is not None:
             buf = np.empty(w, dtype=x.dtype)  # per task: scratch rows, L1-resident
             ev = np.empty(w // 2 + 2, dtype=x.dtype)  # scratch for the 3/2 horizontal pass
             od = np.empty(w // 2 + 2, dtype=x.dtype)
+            fused = sw == 2 and pw == 0 and (kw == 2 or kw == 3) and kh <= 3
             for p in range(g * planes_per_task, min(planes, (g + 1) * planes_per_task)):
                 xp = x[p]
                 for oh in range(o0, o1):
                     r0 = oh * sh - ph
                     r1 = min(r0 + kh, h)
                     r0 = max(r0, 0)
+                    if fused and (r1 - r0 == 2 or r1 - r0 == 3):
+                        _fused_max_s2(xp, r0, r1 - r0, out[p, oh], kw, w, ev, od)
+                        continue
                     # vertical pass: running max of the window's rows, unit stride (vectorised)
                     if r1 - r0 >= 3:  # one fused pass over three rows (3x3 windows)
                         a = xp[r0]
@@ -205,12 +296,18 @@ if numba is not None:
             o0 = (task % nblk) * rows_per_task
             o1 = min(oh_n, o0 + rows_per_task)
             buf = np.empty(w, dtype=out.dtype)
+            ev = np.empty(w // 2 + 2, dtype=out.dtype)
+            od = np.empty(w // 2 + 2, dtype=out.dtype)
+            fused = sw == 2 and pw == 0 and (kw == 2 or kw == 3) and kh <= 3
             for p in range(g * planes_per_task, min(planes, (g + 1) * planes_per_task)):
                 xp = x[p]
                 for oh in range(o0, o1):
                     r0 = oh * sh - ph
                     r1 = min(r0 + kh, h)
                     r0 = max(r0, 0)
+                    if fused and (r1 - r0 == 2 or r1 - r0 == 3):
+                        _fused_avg_s2(xp, r0, r1 - r0, out[p, oh], kw, w, ev, od, div_h[oh], div_w)
+                        continue
                     a = xp[r0]  # row views: unit-stride loops without index wraparound
                     if r1 - r0 >= 3:  # fused vertical pass over three rows (3x3 windows)
                         b = xp[r0 + 1]
