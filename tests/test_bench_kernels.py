@@ -170,3 +170,17 @@ def test_a_noisy_point_is_flagged_in_the_table() -> None:
     steady = cli.table_row(new_record("kernel", "x", params, {**base, "spread_flag": False}))
     assert "NOISY" in noisy[-1] and steady[-1] == "ok"
     assert noisy[cli.HEADER.index("best fraction")] == "0.60"
+
+
+def test_opencl_points_record_event_and_wall_time() -> None:
+    from hpc.kernels.registry import backend_info
+    if not backend_info("opencl").available:
+        pytest.skip(f"OpenCL (PoCL) is not available here: {backend_info('opencl').reason}")
+    params, m = bench.measure_pool(bench.parse_backend("opencl"), "maxpool2d", (1, 1, 64, 64), 2, 2, 0,
+                                   "float32", 3, 1)
+    assert m["median_s"] == m["event_median_s"]          # kernel-only, profiling events
+    assert m["wall_median_s"] > m["event_median_s"]      # the whole host call contains it
+    assert "wall_median_s" in params["timing"]
+    _, cpu = bench.measure_pool(bench.parse_backend("numpy"), "maxpool2d", (1, 1, 64, 64), 2, 2, 0,
+                                "float32", 3, 1)
+    assert cpu["wall_median_s"] == cpu["median_s"] and "event_median_s" not in cpu

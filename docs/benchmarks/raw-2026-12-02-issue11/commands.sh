@@ -30,3 +30,7 @@ run python -m hpc bench kernels --batch-shapes 32x96x55x55 32x256x27x27 32x256x1
 # 4. the first-point cause: first touch of fresh pages vs reuse, per-call page faults
 run python -m hpc.kernels.first_touch --mib 256 --wait 3 --size 8192 --calls 6
 run python -m hpc.kernels.first_touch --mib 256 --wait 3 --size 16384 --calls 4
+# 5. one numba thread against the (single-threaded) np.copyto: on a loaded 2-vCPU machine the
+#    fairest pairing (a 2-thread kernel waits for its slower thread's time slice)
+NUMBA_NUM_THREADS=1 run python -m hpc bench kernels --sizes 4096 8192 16384 --ops maxpool2d avgpool2d \
+  --kernel 2 3 --stride 2 --backends numba --repeats 7 --warmup 2 --quiet --output "$OUT/sweep-1thread.jsonl"
