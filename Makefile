@@ -9,7 +9,7 @@ VENV ?= .venv
 CORES ?= 2
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
-APT_PACKAGES := pocl-opencl-icd ocl-icd-libopencl1 clinfo slurm-wlm munge chromium
+APT_PACKAGES := pocl-opencl-icd ocl-icd-libopencl1 clinfo slurm-wlm munge iproute2 chromium
 
 .PHONY: run test setup system-packages lint clean-results gpu-check
 

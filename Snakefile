@@ -7,8 +7,13 @@
 #
 # What runs is declared in config/config.yaml (validated below against
 # hpc/schemas/config.schema.yaml) and in the experiments/*.yaml files it lists.
+# `--configfile my.yaml` and `--config key=value` are merged into `config` by Snakemake;
+# the rules hand that merged, validated config to their commands as a generated file
+# (merged_config_file() in experiments/common.smk), never one of the input files.
 
 from snakemake.utils import min_version, validate
+
+from hpc.config import coerce_override_strings, resolve_paths
 
 min_version("9.0")
 
@@ -16,7 +21,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+config.update(coerce_override_strings(config))
 validate(config, "hpc/schemas/config.schema.yaml")
+config.update(resolve_paths(config))
 
 
 include: "experiments/common.smk"

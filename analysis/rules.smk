@@ -9,7 +9,7 @@
 # records), so the report always lists every point. Both jobs are light (seconds), so a
 # SLURM run does them on the submitting host instead of queueing them.
 #
-# The HTML template is analysis/templates/report.html.j2 (an input, so editing it rebuilds
+# The HTML template is hpc/analysis/templates/report.html.j2 (package data) (an input, so editing it rebuilds
 # the report).
 
 
@@ -37,7 +37,7 @@ rule report:
     input:
         records=lambda wildcards: all_record_files(),
         table=rules.aggregate.output.csv,
-        template="analysis/templates/report.html.j2",
+        template="hpc/analysis/templates/report.html.j2",
     output:
         html=report(
             results_path("report.html"),

@@ -15,6 +15,30 @@
 #   R/logs/...                                           one log per job
 # Each of those files holds hpc.records JSON lines. A point that failed or was skipped
 # still gets its file, with a record of status "failed" or "skipped" (hpc/workflow.py).
+#
+# How every rule gets its settings (in any rules file, e.g. experiments/inference.smk).
+#
+# * Configuration. Never read workflow.configfiles or config/config.yaml in a command:
+#   `--configfile`/`--config` overrides would not reach it. A command that reads suite
+#   configuration gets the merged, validated config as a generated file:
+#       params:
+#           config=merged_config_file("dataset"),   # the sections the command reads
+#       shell: "python -m hpc ... --config {params.config} ..."
+#   The file holds results_dir and the named sections only, and its name is their hash:
+#   as a params entry it reruns the job exactly when those sections change (Snakemake's
+#   params rerun trigger). Never make the whole config file an `input:`: editing the
+#   experiments list would then rebuild the dataset and retrain. Output paths come from
+#   results_path() (results_dir moves everything).
+# * MPI. A rule that runs P ranks declares
+#       threads: mpi_threads(...)        # threads PER RANK (1 unless configured), never
+#                                        # ALL_CORES: Snakemake exports it as
+#                                        # OMP_NUM_THREADS to every rank
+#       resources: mpi="mpiexec", tasks=P, cpus_per_task=<threads per rank>
+#   and runs `{resources.mpi} -n {resources.tasks} python -m hpc CMD ...
+#   --expect-ranks {resources.tasks}`. The profile sets `mpi` to `srun --mpi=pmi2`
+#   (slurm/config.yaml); --expect-ranks makes the command exit non-zero on every rank,
+#   with a message naming both numbers, when the launcher started independent 1-rank
+#   processes instead of one P-rank job (an srun without the right --mpi plugin).
 
 import os
 import re
@@ -23,7 +47,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from hpc.config import load_experiment
+from hpc.config import load_experiment, write_merged_config
 
 # The interpreter running Snakemake is the suite's virtualenv (make run calls
 # .venv/bin/snakemake). Its bin/ goes first on PATH so that every job's `python` and
@@ -43,13 +67,27 @@ except (WorkflowError, TypeError, ValueError):
     ALL_CORES = 1
 
 # Kernel backends that need a GPU: their benchmark jobs request one (resources gpu=1)
-# and record themselves as skipped on a node without one.
-GPU_BACKENDS = ("numba-cuda", "cupy", "torch-cuda", "cuda")
+# and record themselves as skipped on a node without one. The study's backend has a CPU
+# variant and GPU round-trip variants: an experiment listing `study` gets two jobs,
+# `study` (the CPU variant, CPU rule) and `study-gpu` (the round trips, GPU rule).
+STUDY_GPU_LABELS = tuple(f"study:{v}" for v in ("gpu-roundtrip-matmul1", "gpu-roundtrip-matmul2",
+                                                 "gpu-roundtrip-matmul3"))
+GPU_BACKENDS = ("numba-cuda", "cupy", "torch-cuda", "cuda", "study-gpu")
+
+# Generated per-run configuration files (merged_config_file()).
+CONFIG_DIR = str(Path(RESULTS, "config"))
 
 
 def results_path(*parts) -> str:
     """A path under the configured results directory, as a str (what Snakemake wants)."""
     return str(Path(RESULTS, *map(str, parts)))
+
+
+def merged_config_file(*sections) -> str:
+    """The merged, validated config of this run (all --configfile/--config overrides) as
+    a file for a command's --config, restricted to results_dir + ``sections``; its name
+    is content-addressed (hpc.config.write_merged_config). Use it as a params entry."""
+    return str(write_merged_config(config, CONFIG_DIR, tuple(sections)))
 
 
 def _load_experiments(paths) -> dict:
@@ -104,8 +142,30 @@ CPU_BACKEND_RE = f"(?!(?:{_alternation(GPU_BACKENDS)})(?![A-Za-z0-9_-]))[A-Za-z0
 
 
 def kernel_backends(spec: dict) -> list:
-    """Backends of a kernels experiment: one benchmark job each."""
-    return [str(b) for b in spec.get("backends") or []]
+    """Backends of a kernels experiment: one benchmark job each (`study` -> two jobs)."""
+    out = []
+    for b in spec.get("backends") or []:
+        out.append(str(b))
+        if str(b) == "study":
+            out.append("study-gpu")
+    return out
+
+
+def bench_backend_filter(wildcards) -> str:
+    """`hpc bench kernels --backends` of one job: the backend, or the study's variants."""
+    if wildcards.backend == "study":
+        return "study:serial"
+    if wildcards.backend == "study-gpu":
+        return " ".join(STUDY_GPU_LABELS)
+    return wildcards.backend
+
+
+def mpi_threads(wildcards) -> int:
+    """Threads per rank of an MPI job (scaling: threads_per_rank; DDP: the run's threads)."""
+    spec = EXPERIMENTS[wildcards.experiment]
+    if spec["kind"] == "training":
+        return int(training_run(wildcards).get("threads") or 1)
+    return int(spec.get("threads_per_rank") or 1)
 
 
 def kernel_points() -> list:
@@ -170,9 +230,18 @@ def training_ranks(wildcards) -> int:
     return int(training_run(wildcards)["ranks"])
 
 
+def training_on_gpu(wildcards) -> bool:
+    return str(training_run(wildcards)["device"]).startswith(("cuda", "gpu"))
+
+
 def training_gpu_flag(wildcards) -> str:
     """`--needs-gpu` for a DDP run on GPUs (it is skipped without one), else nothing."""
-    return "--needs-gpu" if str(training_run(wildcards)["device"]) in ("cuda", "gpu") else ""
+    return "--needs-gpu" if training_on_gpu(wildcards) else ""
+
+
+def ddp_gpus(wildcards) -> int:
+    """GPUs of a DDP job: one per rank on cuda (sbatch --gpus=P --ntasks-per-gpu=1)."""
+    return training_ranks(wildcards) if training_on_gpu(wildcards) else 0
 
 
 # --------------------------------------------------------------------------- record files

@@ -5,10 +5,15 @@
 # turns a failing point into a record with status "failed" (and a missing GPU into
 # "skipped") instead of stopping the workflow, so the report shows every point.
 #
-# MPI jobs run `{resources.mpi} -n {resources.tasks} python -m hpc ...`: locally `mpi` is
-# the virtualenv's mpiexec; the SLURM profile (slurm/config.yaml) sets it to srun, so the
-# same rule runs `srun -n P ...` inside a P-task allocation. SLURM's executor refuses an
-# `mpi` job with one task, so one-rank points have rules of their own without `mpi`.
+# MPI jobs run `{resources.mpi} -n {resources.tasks} python -m hpc ... --expect-ranks
+# {resources.tasks}`: locally `mpi` is the virtualenv's mpiexec; the SLURM profile
+# (slurm/config.yaml) sets it to `srun --mpi=pmi2`, so the same rule runs one P-rank MPI
+# job inside a P-task allocation, and --expect-ranks turns a launch that started P
+# independent 1-rank programs into an error instead of P silent single-rank results.
+# Their `threads` are per rank (1 unless the experiment sets threads per rank): Snakemake
+# exports threads as OMP_NUM_THREADS to every rank. Locally an MPI job therefore counts as
+# `threads` cores for --cores, not P. SLURM's executor refuses an `mpi` job with one
+# task, so one-rank points have rules of their own without `mpi`.
 #
 # GPU jobs request a GPU (resources gpu=1). Without one, the kernel benchmark records
 # each GPU point as skipped itself (hpc bench kernels asks the backend registry), and a
@@ -44,6 +49,8 @@ rule bench_kernels:
         results_path("logs", "kernels", "{experiment}", "{backend}.log"),
     wildcard_constraints:
         backend=CPU_BACKEND_RE,
+    params:
+        backends=bench_backend_filter,
     threads: ALL_CORES
     resources:
         runtime=60,
@@ -56,7 +63,7 @@ rule bench_kernels:
         " --kind kernel --name '{wildcards.experiment} {wildcards.backend}'"
         " --param experiment={wildcards.experiment} --param backend={wildcards.backend}"
         " -- python -m hpc bench kernels --experiment {input.experiment}"
-        " --backends {wildcards.backend} --output {output.records}.part"
+        " --backends {params.backends} --output {output.records}.part"
 
 
 rule bench_kernels_gpu:
@@ -68,6 +75,8 @@ rule bench_kernels_gpu:
         results_path("logs", "kernels", "{experiment}", "{backend}.log"),
     wildcard_constraints:
         backend=GPU_BACKEND_RE,
+    params:
+        backends=bench_backend_filter,
     threads: ALL_CORES
     resources:
         runtime=60,
@@ -81,7 +90,7 @@ rule bench_kernels_gpu:
         " --kind kernel --name '{wildcards.experiment} {wildcards.backend}'"
         " --param experiment={wildcards.experiment} --param backend={wildcards.backend}"
         " -- python -m hpc bench kernels --experiment {input.experiment}"
-        " --backends {wildcards.backend} --output {output.records}.part"
+        " --backends {params.backends} --output {output.records}.part"
 
 
 rule scale_single:
@@ -122,13 +131,13 @@ rule scale_mpi:
         ranks=r"[2-9]|[1-9][0-9]+",
     params:
         workdir=scaling_workdir,
-    threads: ALL_CORES
+    threads: mpi_threads
     resources:
         runtime=60,
         mem_mb=8000,
         mpi="mpiexec",
         tasks=lambda wildcards: int(wildcards.ranks),
-        cpus_per_task=1,
+        cpus_per_task=mpi_threads,
     conda:
         "../environment.yml"
     shell:
@@ -140,6 +149,7 @@ rule scale_mpi:
         " -- {resources.mpi} -n {resources.tasks}"
         " python -m hpc scale --experiment {input.experiment} --mode {wildcards.mode}"
         " --workdir {params.workdir} --output {output.records}.part"
+        " --expect-ranks {resources.tasks}"
 
 
 rule train_cpu:
@@ -206,13 +216,15 @@ rule train_ddp:
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.records),
         gpu=training_gpu_flag,
-    threads: ALL_CORES
+    threads: mpi_threads
     resources:
         runtime=120,
         mem_mb=8000,
         mpi="mpiexec",
         tasks=training_ranks,
-        cpus_per_task=1,
+        cpus_per_task=mpi_threads,
+        gpu=ddp_gpus,
+        tasks_per_gpu=1,
     conda:
         "../environment.yml"
     shell:
@@ -224,3 +236,4 @@ rule train_ddp:
         " -- {resources.mpi} -n {resources.tasks}"
         " python -m hpc train run --ddp --data {input.data} --experiment {input.experiment}"
         " --run {wildcards.run} --out-dir {params.out_dir} --resume --no-progress"
+        " --expect-ranks {resources.tasks}"

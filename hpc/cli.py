@@ -19,9 +19,13 @@ STAGES: dict[str, tuple[str, str]] = {
     "gpu-check": ("hpc.kernels.gpu_check", "on one NVIDIA GPU: GPU tests, GPU benchmark, AMP training, report (<8 min)"),
     "backends": ("hpc.kernels.cli_backends", "list kernel backends and why unavailable ones cannot run here"),
     "scale": ("hpc.parallel.cli", "strong/weak scaling of distributed kernels (run under mpiexec/srun)"),
-    "model": ("hpc.models.cli", "AlexNet variants: per-layer shapes, parameters, MACs"),
+    "model": ("hpc.models.cli", "AlexNet variants and SqueezeNet v1.1: per-layer shapes, parameters, MACs"),
+    "infer": ("hpc.inference.infer_cli", "classify a batch with SqueezeNet/AlexNet weights on torch or OpenCL"),
     "train": ("hpc.train.cli", "train AlexNet on a slice dataset: lr-find, run, ddp (resumable)"),
     "report": ("hpc.analysis.cli", "aggregate JSONL records into tables, plots and an HTML report"),
+    "compare": ("hpc.analysis.runs_cli:configure_compare", "compare two runs point by point; flag regressions"),
+    "references": ("hpc.analysis.runs_cli:configure_references", "per-system reference values with tolerances"),
+    "runs": ("hpc.analysis.runs_cli:configure_runs", "the history of runs: add a results directory, list"),
 }
 
 
@@ -49,9 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hpc: unknown command {name!r}; choose from {', '.join(STAGES)}", file=sys.stderr)
         return 2
     module_name, help_ = STAGES[name]
+    module_name, _, configure = module_name.partition(":")
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"hpc {name}", description=help_)
-    module.configure(parser)
+    getattr(module, configure or "configure")(parser)
     args = parser.parse_args(rest)
     func = getattr(args, "func", None)
     if func is None:

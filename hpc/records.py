@@ -17,11 +17,15 @@ from typing import Any, Iterable, Iterator, Literal
 from hpc.atomic import atomic_write_text
 from hpc.provenance import provenance
 
-from hpc.schema import KINDS as _SCHEMAS, SCHEMA_VERSION, validate_fields
+from hpc.schema import KINDS as _SCHEMAS, SCHEMA_VERSION, RecordSchemaError, validate_fields
 
 RecordStatus = Literal["ok", "failed", "skipped"]
 KINDS: tuple[str, ...] = tuple(_SCHEMAS)
-STATUSES: tuple[str, ...] = ("ok", "failed", "skipped")
+STATUSES: tuple[str, ...] = ("ok", "failed", "skipped", "invalid")  # invalid: set at aggregation only
+
+
+class SchemaVersionError(ValueError):
+    """A record written under a schema version this code cannot read; says which it needs."""
 
 
 @dataclasses.dataclass
@@ -47,8 +51,10 @@ class Record:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"Record.kind={self.kind!r}: expected one of {KINDS}")
+        # the kind is checked against the schema by new_record and at aggregation
+        # (check_record), so a file holding a kind this version does not know still reads
+        if not isinstance(self.kind, str) or not self.kind:
+            raise ValueError(f"Record.kind={self.kind!r}: expected a kind name")
         if self.status not in STATUSES:
             raise ValueError(f"Record.status={self.status!r}: expected one of {STATUSES}")
 
@@ -68,12 +74,48 @@ def new_record(kind: str, name: str, params: dict[str, Any], metrics: dict[str, 
                status: str = "ok", error: str | None = None,
                extra_provenance: dict[str, Any] | None = None) -> Record:
     """Build a record stamped with this process's provenance, validated against its kind's schema."""
+    if status not in ("ok", "failed", "skipped"):
+        raise ValueError(f"status={status!r}: a producer writes ok, failed or skipped")
     params, metrics = validate_fields(kind, params, metrics, status)
     prov = provenance()
     if extra_provenance:
         prov.update(extra_provenance)
     return Record(kind=kind, name=name, params=params, metrics=metrics, status=status,
                   error=error, provenance=prov)
+
+
+def check_record(record: Record) -> str | None:
+    """None when ``record`` matches its kind's schema, else what is wrong (for the report)."""
+    try:
+        validate_fields(record.kind, record.params, record.metrics, record.status)
+    except RecordSchemaError as exc:
+        return str(exc)
+    return None
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A record dict of an older schema version brought to ``SCHEMA_VERSION``, or
+    SchemaVersionError saying which version is needed.
+
+    v1 (no ``schema_version``) and v2 differ from v3 only in ``params.device``, then a free
+    text label, now an ``hpc.schema.Device`` asked of the runtime. Points that did not run
+    and dataset builds carry no device and convert as they are; a measurement's text label
+    cannot become a Device without guessing, so those records must be produced again.
+    """
+    version = data.get("schema_version", 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"record schema v{version} is newer than this hpc-mri, which reads v{SCHEMA_VERSION}: "
+            "install the hpc-mri version that wrote it")
+    if version == SCHEMA_VERSION:
+        return data
+    if data.get("status") == "ok" and data.get("kind") != "dataset":
+        raise SchemaVersionError(
+            f"{data.get('kind')} record {data.get('name')!r} has schema v{version}; this hpc-mri reads "
+            f"v{SCHEMA_VERSION} (params.device is now a Device object recorded by the producer, "
+            "which an old text label cannot be converted into): re-run the point, or build the "
+            f"report with the hpc-mri version that wrote v{version}")
+    return {**data, "schema_version": SCHEMA_VERSION}
 
 
 def _jsonable(value: Any) -> Any:
@@ -116,6 +158,11 @@ def read_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Record]:
                 if not line.strip():
                     continue
                 try:
-                    yield Record.from_dict(json.loads(line))
+                    data = json.loads(line)
+                    if not isinstance(data, dict):
+                        raise ValueError("a record is a JSON object")
+                    yield Record.from_dict(upgrade(data))
+                except SchemaVersionError as exc:
+                    raise SchemaVersionError(f"{p}:{lineno}: {exc}") from None
                 except (ValueError, TypeError) as exc:
                     raise ValueError(f"{p}:{lineno}: not a valid record: {exc}") from exc

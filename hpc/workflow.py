@@ -26,9 +26,18 @@ as *skipped*. Snakemake alone would either stop or drop the point. So:
   checkpoint on SIGTERM/SIGUSR1): this is not a result, so the wrapper exits 99 and writes
   nothing; the job fails, and the next ``snakemake`` reruns it (the training rules always
   pass ``--resume``, so it continues from the checkpoint).
-* interrupted (SIGINT/SIGTERM to the wrapper: Ctrl-C, Snakemake stopping, scancel): the
-  command is killed, nothing is recorded or published, non-zero exit, so the point is
-  rerun next time.
+* the command was killed by SIGKILL (typically the kernel's OOM killer; under mpiexec a
+  rank killed so makes mpiexec exit 137 or report "KILLED BY SIGNAL: 9") while the
+  wrapper itself was not signalled: a ``failed`` record says so, with the command's peak
+  resident memory when the kernel reports it (``wait4``'s ru_maxrss: the largest process
+  among the command and the descendants it waited for; ranks started by srun live under
+  slurmstepd and are not counted), so the report still builds.
+* interrupted (SIGINT/SIGTERM to the wrapper: Ctrl-C, Snakemake stopping, scancel, SLURM
+  cancelling the job because one of its nodes failed): the command is stopped, nothing is
+  recorded or published, non-zero exit, so the point is rerun next time (SLURM requeues a
+  job whose node failed; see slurm/config.yaml). A node that dies under a job started
+  with ``--no-kill`` makes srun fail instead: that is recorded as ``failed`` with srun's
+  "Node failure on NODE" in the reason.
 
 A failed point is therefore not retried automatically: ``snakemake -R <its record file>``
 redoes it (and then the report).
@@ -37,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -65,7 +75,8 @@ def gpu_available() -> tuple[bool, str]:
 
 
 def child_env() -> dict[str, str]:
-    """This environment without the PMI variables of the step that started the wrapper.
+    """This environment without the PMI variables of the step that started the wrapper,
+    and with HDF5 file locking off.
 
     Under SLURM, Snakemake's job step runs `srun -n1 snakemake ...`; with an MPI plugin
     (MpiDefault=pmi2/pmix) srun hands that process PMI_FD/PMI_RANK/... for a PMI
@@ -74,7 +85,70 @@ def child_env() -> dict[str, str]:
     MPI_Init; without them it starts as an MPI singleton. `srun -n P`/`mpiexec -n P` set
     fresh ones for the ranks they start.
     """
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_"))}
+    # Ranks open the same HDF5 files; cluster filesystems without working flock (NFS,
+    # Lustre mounted without it) make HDF5's default file locking fail or hang. Reads
+    # here never race a writer (inputs are complete before any job reads them), so
+    # locking buys nothing. A value the user set is kept.
+    env.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+    return env
+
+
+def killed_by_sigkill(rc: int, log: str) -> bool:
+    """Did the command (or, under mpiexec, one of its ranks) die of SIGKILL?"""
+    return (rc == -signal.SIGKILL or rc == 128 + signal.SIGKILL
+            or "KILLED BY SIGNAL: 9" in log)
+
+
+def failure_reason(rc: int, command: list[str], log: Path, peak_rss_kib: int | None) -> str:
+    """The ``error`` of a failed record: what happened, in words, then the log's tail."""
+    tail = log_tail(log)
+    nodes = sorted(set(re.findall(r"Node failure on (\S+)", tail)))
+    if nodes:
+        # srun kills the ranks left on healthy nodes: their SIGKILL is not memory
+        what = (f"node failure on {', '.join(nodes)} (SLURM did not requeue the job); "
+                f"exit status {rc}")
+    elif killed_by_sigkill(rc, tail):
+        what = "killed by SIGKILL, likely out of memory (the kernel's OOM killer)"
+        # srun's own memory says nothing about its ranks (they run under slurmstepd)
+        if peak_rss_kib and Path(command[0]).name != "srun":
+            what += f"; peak RSS {peak_rss_kib / 1024:.0f} MiB"
+    elif rc < 0:
+        what = f"killed by {signal.Signals(-rc).name}"
+    else:
+        what = f"exit status {rc}"
+    return f"{what}: {' '.join(command)}\nlog {log}:\n{tail}"
+
+
+def wait_with_rusage(proc: subprocess.Popen) -> tuple[int, int | None]:
+    """Wait for ``proc``; (returncode, peak RSS in KiB of it and its waited-for descendants).
+
+    Uses ``os.wait4`` so the kernel's resource usage of the finished child comes back with
+    its status; an interrupting signal handler's exception propagates as with ``wait()``.
+    """
+    if proc.returncode is not None:
+        return proc.returncode, None
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, int(usage.ru_maxrss) or None
+
+
+def attempts_file(log: Path) -> Path:
+    """``LOG.attempts``: one line per start and end of the point, kept across reruns.
+
+    Snakemake removes a job's log before it runs the job again (a requeued SLURM job, a
+    rerun after a crash), and SLURM truncates the job's output file on a requeue; this
+    file is not a declared output, so the history of failed attempts survives there.
+    """
+    return log.with_name(log.name + ".attempts")
+
+
+def note_attempt(log: Path, event: str) -> None:
+    job = os.environ.get("SLURM_JOB_ID")
+    line = (f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {event} host={socket.gethostname()}"
+            + (f" slurm_job={job}" if job else "") + f" pid={os.getpid()}\n")
+    with open(attempts_file(log), "a", encoding="utf-8") as fh:
+        fh.write(line)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -135,12 +209,22 @@ def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
     output.parent.mkdir(parents=True, exist_ok=True)
     stage.parent.mkdir(parents=True, exist_ok=True)
     params = {**params, "command": " ".join(command)}
+    note_attempt(log, "start")
+    code, outcome = _run_point(command, output, log, kind, name, params, needs_gpu, stage)
+    note_attempt(log, f"end {outcome} exit={code}")
+    return code
+
+
+def _run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
+               params: dict[str, object], needs_gpu: bool, stage: Path) -> tuple[int, str]:
+    """run_point's body: (the wrapper's exit code, what became of the point)."""
 
     def record(status: str, error: str) -> None:
         append_record(stage, new_record(kind, name, params, {}, status=status, error=error))
 
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
     interrupted: str | None = None
+    peak_rss: int | None = None
     try:
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S%z')} host={socket.gethostname()}\n")
@@ -153,7 +237,7 @@ def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
                     fh.write("# skipped\n")
                     record("skipped", detail)
                     finalize(stage, output)
-                    return 0
+                    return 0, "skipped"
             fh.write("$ " + " ".join(command) + "\n")
             fh.flush()
             try:
@@ -162,10 +246,10 @@ def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
                 fh.write(f"# cannot start: {exc}\n")
                 record("failed", f"cannot start {command[0]!r}: {exc}")
                 finalize(stage, output)
-                return 0
+                return 0, "failed"
             while True:
                 try:
-                    rc = proc.wait()
+                    rc, peak_rss = wait_with_rusage(proc)
                     break
                 except Interrupted as exc:
                     # Pass the signal on and keep waiting: `hpc train` checkpoints on
@@ -181,24 +265,30 @@ def run_point(command: list[str], output: Path, log: Path, kind: str, name: str,
             signal.signal(sig, handler)
     if rc == EXIT_PREEMPTED:
         print(f"hpc.workflow: {name}: preempted after checkpointing; rerun to resume", file=sys.stderr)
-        return EXIT_PREEMPTED
+        return EXIT_PREEMPTED, "preempted"
     if interrupted is not None:
         print(f"hpc.workflow: {name}: interrupted by {interrupted}; nothing recorded, rerun to redo",
               file=sys.stderr)
-        return 130
-    if rc < 0 and -rc in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        return 130, f"interrupted-by-{interrupted}"
+    if rc < 0 and -rc in (signal.SIGINT, signal.SIGTERM):
         print(f"hpc.workflow: {name}: command killed by {signal.Signals(-rc).name}; nothing recorded",
               file=sys.stderr)
-        return 128 - rc
+        return 128 - rc, f"killed-by-{signal.Signals(-rc).name}"
+    outcome = "ok"
     if rc == 0:
         if not stage.exists():
             record("failed", f"command succeeded but wrote no {stage} (log: {log})")
+            outcome = "failed"
     else:
-        record("failed", f"exit status {rc}: {' '.join(command)}\nlog {log}:\n{log_tail(log)}")
+        reason = failure_reason(rc, command, log, peak_rss)
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"# failed: {reason.splitlines()[0]}\n")
+        record("failed", reason)
+        outcome = "failed"
         print(f"hpc.workflow: {name}: failed (exit {rc}); recorded as failed in {output}, see {log}",
               file=sys.stderr)
     finalize(stage, output)
-    return 0
+    return 0, outcome
 
 
 def _point(args: argparse.Namespace) -> int:

@@ -78,7 +78,8 @@ def test_fit_amdahl_is_the_least_squares_optimum_on_noisy_data():
     sse = [np.sum((s - 1 / ((1 - f) + f / ranks)) ** 2) for f in grid[::100]]
     best = grid[::100][int(np.argmin(sse))]
     assert fit.parallel_fraction == pytest.approx(best, abs=1e-3)
-    assert 0 < fit.rmse < 0.5
+    f = fit.parallel_fraction
+    assert fit.rmse == pytest.approx(np.sqrt(np.mean((s - 1 / ((1 - f) + f / ranks)) ** 2)))
 
 
 def test_fit_amdahl_clamps_to_unit_interval():
@@ -103,6 +104,11 @@ def test_fit_gustafson_recovers_exact_fraction():
     fit = m.fit_gustafson(ranks, [m.gustafson_speedup(0.95, n) for n in ranks])
     assert fit.parallel_fraction == pytest.approx(0.95, abs=1e-12)
     assert fit.rmse == pytest.approx(0.0, abs=1e-12)
+
+
+def test_fit_gustafson_clamps_to_unit_interval():
+    assert m.fit_gustafson([1, 2], [1.0, 3.0]).parallel_fraction == 1.0      # S - 1 = 2 (n - 1)
+    assert m.fit_gustafson([1, 2], [1.0, 0.5]).parallel_fraction == 0.0
 
 
 def test_fit_gustafson_closed_form():

@@ -162,10 +162,11 @@ def test_run_order_is_a_seeded_permutation() -> None:
 def test_a_noisy_point_is_flagged_in_the_table() -> None:
     from hpc.kernels import cli
     from hpc.records import new_record
-    params = {"op": "maxpool2d", "backend": "numba", "shape": [1, 1, 8, 8], "kernel": [2, 2],
-              "stride": [2, 2], "padding": [0, 0], "dtype": "float32"}
-    base = {"median_s": 1e-3, "iqr_s": 5e-4, "min_s": 8e-4, "bandwidth_gbs": 1.0, "bound_gbs": 2.0,
-            "bound_fraction": 0.5, "bound_fraction_best": 0.6}
+    params = {"op": "maxpool2d", "backend": "numba", "backend_name": "numba", "shape": [1, 1, 8, 8],
+              "kernel": [2, 2], "stride": [2, 2], "padding": [0, 0], "dtype": "float32",
+              "device": {"kind": "cpu", "name": "test CPU"}, "repeats": 5, "warmup": 1}
+    base = {"repeats": 5, "warmup": 1, "median_s": 1e-3, "iqr_s": 5e-4, "min_s": 8e-4, "max_s": 2e-3,
+            "bandwidth_gbs": 1.0, "bound_gbs": 2.0, "bound_fraction": 0.5, "bound_fraction_best": 0.6}
     noisy = cli.table_row(new_record("kernel", "x", params, {**base, "spread_flag": True}))
     steady = cli.table_row(new_record("kernel", "x", params, {**base, "spread_flag": False}))
     assert "NOISY" in noisy[-1] and steady[-1] == "ok"

@@ -46,26 +46,33 @@ def test_experiment_of_another_kind_is_refused_naming_the_file() -> None:
 
 
 def test_records_round_trip_with_nonfinite_metrics_as_null(tmp_path: Path) -> None:
-    rec = new_record("kernel", "x", {"shape": (1, 2)}, {"median_s": 0.5, "bad": float("nan")})
+    rec = new_record("dataset", "x", {"input": "sample", "output": "s.h5", "slice_axis": "axial",
+                                      "image_size": 32, "normalization": "zscore", "resample": True,
+                                      "classes": ("a", "b")},
+                     {"elapsed_s": float("nan"), "file_size_bytes": 1, "n_slices": 2, "n_converted": 1,
+                      "n_rejected": 0})
     path = write_records(tmp_path / "r.jsonl", [rec])
     append_record(path, new_record("kernel", "y", {}, {}, status="failed", error="boom"))
     got = list(read_records([path]))
     assert [r.name for r in got] == ["x", "y"]
-    assert got[0].params["shape"] == [1, 2] and got[0].metrics["bad"] is None
+    assert got[0].params["classes"] == ["a", "b"] and got[0].metrics["elapsed_s"] is None
     assert got[1].status == "failed" and got[1].error == "boom"
     assert got[0].provenance["host"]
 
 
 def test_record_rejects_unknown_kind_and_status() -> None:
+    with pytest.raises(ValueError, match="record kind 'nope': expected one of"):
+        new_record("nope", "x", {}, {})
     with pytest.raises(ValueError, match="kind"):
-        Record(kind="nope", name="x", params={}, metrics={})
+        Record(kind="", name="x", params={}, metrics={})
     with pytest.raises(ValueError, match="status"):
         Record(kind="kernel", name="x", params={}, metrics={}, status="meh")
 
 
 def test_malformed_record_line_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    path.write_text(new_record("kernel", "x", {}, {}).to_json() + "\n" + json.dumps({"kind": "kernel"}) + "\n")
+    path.write_text(Record(kind="kernel", name="x", params={}, metrics={}).to_json() + "\n"
+                    + json.dumps({"kind": "kernel"}) + "\n")
     with pytest.raises(ValueError, match=r"r\.jsonl:2"):
         list(read_records([path]))
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hpc.records import read_records
+from hpc.train.checkpoint import load_checkpoint
 from hpc.train.loop import Settings, run_training
 from hpc.train.synthetic import write_synthetic_dataset
 
@@ -101,16 +102,37 @@ def test_bad_input_clear_errors(case: str, h5: Path, tmp_path: Path, hpc) -> Non
     assert not (tmp_path / "o" / "metrics.jsonl").exists()
 
 
-def test_resume_refuses_checkpoint_from_other_config(h5: Path, tmp_path: Path, hpc) -> None:
+def test_stale_resume_moves_old_run_aside_and_starts_fresh(h5: Path, tmp_path: Path, hpc) -> None:
+    """--resume over a run with other settings (or another model) keeps the old run under
+    a new name and trains from scratch, saying why, instead of mixing two runs."""
     out = tmp_path / "r"
     assert run_training(tiny(h5, out, epochs=1)) == 0
     r = hpc("train", "run", "--data", str(h5), "--out-dir", str(out), "--epochs", "2", "--resume",
             "--lr", "0.01", "--batch-size", "32", *TINY)
-    assert r.returncode == 2
-    assert "checkpoint is from a different configuration" in r.stderr and "lr (0.001 in checkpoint, 0.01 now)" in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert "checkpoint is from a different configuration" in r.stderr
+    assert "lr (0.001 in checkpoint, 0.01 now)" in r.stderr and "starting a new run" in r.stderr
+    (aside,) = tmp_path.glob("r.stale-*")
+    assert load_checkpoint(aside / "checkpoints" / "last.pt")["config"]["lr"] == 0.001
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert state["config"]["lr"] == 0.01 and len(state["history"]) == 2   # fresh: epochs 1 and 2
     r = hpc("train", "run", "--data", str(h5), "--out-dir", str(out), "--epochs", "2", "--resume",
-            "--batch-size", "32", *[a if a != "0.25" else "0.5" for a in TINY])
-    assert r.returncode == 2 and "different model" in r.stderr
+            "--lr", "0.01", "--batch-size", "32", *[a if a != "0.25" else "0.5" for a in TINY])
+    assert r.returncode == 0 and "different model" in r.stderr
+    assert len(list(tmp_path.glob("r.stale-*"))) == 2
+
+
+def test_resume_over_a_rebuilt_dataset_starts_fresh(h5: Path, tmp_path: Path, hpc) -> None:
+    """A dataset built from other inputs/options is another run: its content hash (input
+    checksums and conversion options) is part of the run's identity."""
+    other = write_synthetic_dataset(tmp_path / "other.h5", n_per_class=60, size=32, seed=99)
+    out = tmp_path / "r"
+    assert run_training(tiny(h5, out, epochs=1)) == 0
+    r = hpc("train", "run", "--data", str(other), "--out-dir", str(out), "--epochs", "1", "--resume",
+            "--batch-size", "32", *TINY)
+    assert r.returncode == 0, r.stderr
+    assert "data.content" in r.stderr and "starting a new run" in r.stderr
+    assert len(list(tmp_path.glob("r.stale-*"))) == 1
 
 
 def test_experiment_file_and_lr_find(h5: Path, tmp_path: Path, hpc) -> None:

@@ -35,6 +35,8 @@ def expected_jobs(config_path) -> dict[str, int]:
         if spec["kind"] == "kernels":
             for b in spec["backends"]:
                 add("bench_kernels_gpu" if b in GPU_BACKENDS else "bench_kernels")
+                if b == "study":  # its GPU round-trip variants: a job of the GPU rule
+                    add("bench_kernels_gpu")
         elif spec["kind"] == "scaling":
             for _mode in spec["modes"]:
                 for ranks in spec["ranks"]:
@@ -82,9 +84,15 @@ def test_slurm_profile_dry_run_uses_srun_and_requests_gpus(sandbox):
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert job_counts(proc.stdout) == expected_jobs(TINY_CONFIG)
     mpi = re.search(r"rule scale_mpi:.*?resources: ([^\n]*)", proc.stdout, re.S).group(1)
-    assert "mpi=srun" in mpi and "tasks=2" in mpi and "cpus_per_task=1" in mpi
+    assert "mpi=srun --mpi=pmi2" in mpi and "tasks=2" in mpi and "cpus_per_task=1" in mpi
+    assert "--exclusive" in mpi
     ddp = re.search(r"rule train_ddp:.*?resources: ([^\n]*)", proc.stdout, re.S).group(1)
-    assert "mpi=srun" in ddp and "tasks=2" in ddp
+    assert "mpi=srun --mpi=pmi2" in ddp and "tasks=2" in ddp and "gpu=0" in ddp
+    # every MPI command checks its rank count, and runs one thread per rank
+    for rule in ("scale_mpi", "train_ddp"):
+        block = re.search(rf"rule {rule}:.*?\n\n", proc.stdout, re.S).group(0)
+        assert "threads: 1" in block or "threads:" not in block, block
+    assert proc.stdout.count("--expect-ranks 2") == 2
     gpu = re.search(r"rule bench_kernels_gpu:.*?resources: ([^\n]*)", proc.stdout, re.S).group(1)
     assert "gpu=1" in gpu and "runtime=60" in gpu
 

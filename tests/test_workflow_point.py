@@ -39,8 +39,8 @@ def test_failing_command_becomes_failed_record_and_job_succeeds(tmp_path):
 
 def test_failed_record_is_appended_after_finished_points(tmp_path):
     """A sweep that appended some points and then crashed keeps those points."""
-    script = ("import sys\nfrom hpc.records import append_record, new_record\n"
-              "append_record(sys.argv[1], new_record('kernel', 'p1', {}, {'median_s': 1.0}))\n"
+    script = ("import sys\nfrom hpc.records import Record, append_record\n"
+              "append_record(sys.argv[1], Record('kernel', 'p1', {}, {'median_s': 1.0}))\n"
               "raise RuntimeError('second point crashed')\n")
     out = tmp_path / "point.jsonl"
     proc, out, _ = _point(tmp_path, [sys.executable, "-c", script, str(out)])
@@ -60,8 +60,8 @@ def test_success_without_output_is_a_failure(tmp_path):
 
 def test_success_leaves_the_commands_records_alone(tmp_path):
     out = tmp_path / "point.jsonl"
-    script = ("import sys\nfrom hpc.records import write_records, new_record\n"
-              "write_records(sys.argv[1], [new_record('scaling', 'x', {'ranks': 2}, {'total_s': 0.5})])\n")
+    script = ("import sys\nfrom hpc.records import Record, write_records\n"
+              "write_records(sys.argv[1], [Record('scaling', 'x', {'ranks': 2}, {'total_s': 0.5})])\n")
     proc, out, _ = _point(tmp_path, [sys.executable, "-c", script, str(out)])
     assert proc.returncode == 0
     (rec,) = list(read_records([out]))
@@ -118,8 +118,8 @@ def test_experiment_name(tmp_path):
 def test_stage_is_published_only_when_the_point_is_over(tmp_path):
     stage = tmp_path / "point.jsonl.part"
     stage.write_text('{"stale": "from an interrupted attempt"}\n')
-    script = ("import sys\nfrom hpc.records import append_record, new_record\n"
-              "append_record(sys.argv[1], new_record('kernel', 'p1', {}, {'median_s': 2.0}))\n")
+    script = ("import sys\nfrom hpc.records import Record, append_record\n"
+              "append_record(sys.argv[1], Record('kernel', 'p1', {}, {'median_s': 2.0}))\n")
     proc, out, _ = _point(tmp_path, [sys.executable, "-c", script, str(stage)], "--stage", str(stage))
     assert proc.returncode == 0, proc.stderr
     assert not stage.exists()
@@ -129,8 +129,8 @@ def test_stage_is_published_only_when_the_point_is_over(tmp_path):
 
 def test_a_non_part_stage_is_copied_and_kept(tmp_path):
     stage = tmp_path / "run" / "metrics.jsonl"
-    script = ("import sys\nfrom hpc.records import write_records, new_record\n"
-              "write_records(sys.argv[1], [new_record('training', 'cpu', {}, {'test_accuracy': 0.5})])\n")
+    script = ("import sys\nfrom hpc.records import Record, write_records\n"
+              "write_records(sys.argv[1], [Record('training', 'cpu', {}, {'test_accuracy': 0.5})])\n")
     proc, out, _ = _point(tmp_path, [sys.executable, "-c", script, str(stage)], "--stage", str(stage))
     assert proc.returncode == 0
     assert stage.read_text() == out.read_text()
@@ -171,3 +171,51 @@ def test_sigterm_is_passed_on_so_training_can_checkpoint(tmp_path):
     rc, out, _ = _start_and_signal(tmp_path, script, signal.SIGTERM)
     assert rc == 99
     assert not out.exists()
+
+
+def test_sigkilled_command_becomes_failed_record_with_peak_rss(tmp_path):
+    """What the kernel's OOM killer does: the command dies of SIGKILL while the wrapper
+    was not signalled. The point is recorded as failed, with the reason and the memory
+    the command had touched, and the job succeeds so the report still builds."""
+    script = ("import os, signal\n"
+              "block = bytearray(200 * 1024 * 1024)\n"       # 200 MiB, touched
+              "for i in range(0, len(block), 4096): block[i] = 1\n"
+              "print('allocated', flush=True)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc, out, log = _point(tmp_path, [sys.executable, "-c", script], "--stage", str(tmp_path / "p.part"))
+    assert proc.returncode == 0, proc.stderr
+    (rec,) = list(read_records([out]))
+    assert rec.status == "failed"
+    first = rec.error.splitlines()[0]
+    assert first.startswith("killed by SIGKILL, likely out of memory"), first
+    peak = int(first.split("peak RSS ")[1].split(" MiB")[0])
+    assert 200 <= peak < 1000, first
+    assert "allocated" in rec.error
+    assert "# failed: killed by SIGKILL" in log.read_text()
+
+
+def test_mpiexec_reporting_a_rank_killed_by_sigkill_is_named(tmp_path):
+    """Under mpiexec the wrapper sees mpiexec's exit, not the rank's signal: Hydra's
+    "KILLED BY SIGNAL: 9" in the log names the cause all the same."""
+    script = "print('BAD TERMINATION ... KILLED BY SIGNAL: 9 (Killed)'); raise SystemExit(9)"
+    proc, out, _ = _point(tmp_path, [sys.executable, "-c", script])
+    (rec,) = list(read_records([out]))
+    assert rec.status == "failed" and rec.error.startswith("killed by SIGKILL")
+
+
+def test_node_failure_reported_by_srun_is_named_in_the_reason(tmp_path):
+    script = "import sys; print('srun: error: Node failure on hpcn3', file=sys.stderr); sys.exit(1)"
+    proc, out, _ = _point(tmp_path, [sys.executable, "-c", script])
+    (rec,) = list(read_records([out]))
+    assert rec.status == "failed"
+    assert rec.error.startswith("node failure on hpcn3")
+
+
+def test_attempts_are_kept_across_reruns(tmp_path):
+    """Snakemake deletes a job's log before rerunning it; LOG.attempts keeps the history."""
+    _point(tmp_path, [sys.executable, "-c", "import sys; sys.exit(4)"])
+    (tmp_path / "logs" / "point.log").unlink()                     # what Snakemake does
+    _point(tmp_path, [sys.executable, "-c", "import sys; sys.exit(0)"])
+    lines = (tmp_path / "logs" / "point.log.attempts").read_text().splitlines()
+    assert [ln.split()[1] for ln in lines] == ["start", "end", "start", "end"]
+    assert "end failed exit=0" in lines[1] and "end ok exit=0" in lines[3]

@@ -2,11 +2,14 @@
 
 Modules: ``aggregate`` (JSONL records -> one tidy table), ``metrics`` (pure scaling and
 roofline formulas), ``tables`` (the report's derived tables), ``plots`` (matplotlib
-figures), ``study`` (the original study's published figures, quoted), ``report`` (HTML).
+figures), ``published`` (the studies' published tables, package data), ``report`` (HTML),
+``references`` (per-system reference values with tolerances), ``history`` (the index of
+runs), ``compare`` (two runs side by side).
 """
 
+from importlib import resources
 from pathlib import Path
 
-# The report's Jinja2 template lives with the workflow's other stage files (analysis/);
-# `hpc report build --template` overrides it (e.g. for an installed, non-editable package).
-DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "analysis" / "templates" / "report.html.j2"
+# Package data (importlib.resources), so an installed, non-editable package finds its
+# template from any directory; `hpc report build --template` overrides it.
+DEFAULT_TEMPLATE = Path(str(resources.files("hpc.analysis") / "templates" / "report.html.j2"))

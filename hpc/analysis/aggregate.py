@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from hpc.atomic import atomic_path
-from hpc.records import Record, read_records
+from hpc.records import Record, check_record, read_records
 
 BASE_COLUMNS: tuple[str, ...] = ("kind", "name", "status", "error", "source")
 SECTIONS: tuple[str, ...] = ("params", "metrics", "provenance")
@@ -100,6 +100,12 @@ def load_frame(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
             if key in seen:
                 continue
             seen.add(key)
+            problem = check_record(rec)
+            if problem is not None:
+                # a record that does not match its schema is a producer bug: it is shown
+                # in the report with what is wrong, never dropped and never measured
+                rec = Record(kind=rec.kind, name=rec.name, params=rec.params, metrics={},
+                             status="invalid", error=problem, provenance=rec.provenance)
             rows.append((rec, str(f)))
     return records_to_frame(rows)
 

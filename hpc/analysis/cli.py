@@ -2,7 +2,7 @@
 
     python -m hpc report aggregate --records results/records --csv all.csv --parquet all.parquet
     python -m hpc report build --records results/records --output results/report.html \
-        [--figures-dir results/figures] [--template analysis/templates/report.html.j2]
+        [--figures-dir results/figures] [--template my-template.html.j2] [--references FILE] [--system NAME]
     python -m hpc report check results/report.html [--screenshot shot.png]
 """
 from __future__ import annotations
@@ -40,6 +40,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE,
                        help="Jinja2 template (default: %(default)s)")
     build.add_argument("--title", default="HPC MRI suite: scaling report", help="report title")
+    build.add_argument("--system", help="system whose references to mark points against "
+                                        "(default: $HPC_SYSTEM, else the records' host)")
+    build.add_argument("--references", type=Path, default=None,
+                       help="reference file (default: experiments/references/<system>.yaml if present)")
     build.set_defaults(func=_build)
 
     check = sub.add_parser("check", help="open a report in headless Chromium: errors, external requests, screenshot",
@@ -77,12 +81,26 @@ def _build(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         out = build_report(args.records, args.output, template=args.template,
-                           figures_dir=args.figures_dir, title=args.title)
+                           figures_dir=args.figures_dir, title=args.title,
+                           references=args.references, system=args.system)
     except (RecordsNotFoundError, TemplateNotFoundError, OutputNotWritableError, ValueError) as exc:
         raise CliError(str(exc)) from None
     print(f"report -> {out} ({out.stat().st_size / 1024:.0f} KiB, {time.perf_counter() - t0:.1f} s)",
           file=sys.stderr)
+    _references_summary(args)
     return 0
+
+
+def _references_summary(args: argparse.Namespace) -> None:
+    """The terminal summary of the report's References section (when the system has a file)."""
+    from hpc.analysis import history, references
+    from hpc.analysis.aggregate import load_frame
+
+    df = load_frame(args.records)
+    system = history.system_name(df, args.system)
+    path = args.references or references.path_for(system)
+    if path.is_file():
+        print(references.summary_line(references.mark(df, references.load(path)), system), file=sys.stderr)
 
 
 def _check(args: argparse.Namespace) -> int:

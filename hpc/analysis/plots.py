@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from hpc.analysis import metrics, study  # noqa: E402
+from hpc.analysis import metrics, published  # noqa: E402
 from hpc.atomic import atomic_path, ensure_writable_dir  # noqa: E402
 
 STYLE = {
@@ -164,18 +164,10 @@ def plot_time_vs_size(kt: pd.DataFrame, op: str, show_study: bool = True,
         ax.plot(g["elements"], g["median_s"], style, marker="o", ms=3.5, lw=1.4,
                 color=PALETTE[i % len(PALETTE)], label=label)
     if show_study and not batches:
-        shown = False
-        for f in study.figures("kernel"):
-            if op_family(f.params.get("op", "")) != op_family(op):
-                continue
-            x = float(np.prod(f.params["shape"]))
-            lo, hi = (f.low, f.high) if f.is_range else (f.value, f.value)
-            mid = (lo * hi) ** 0.5  # type: ignore[operator]
-            ax.errorbar([x], [mid], yerr=[[mid - lo], [hi - mid]], fmt="D", color=STUDY_COLOR,
-                        ms=5, capsize=4, label="study (published)" if not shown else None)
-            ax.annotate(f"{f.display()}\n{f.device or ''}".strip(), (x, mid), textcoords="offset points",
-                        xytext=(8, 0), fontsize=7, color=STUDY_COLOR, va="center")
-            shown = True
+        markers = "DvsP^X"
+        for j, (label, xs, ys) in enumerate(published_series(op)):
+            ax.plot(xs, ys, ls=":", marker=markers[j % len(markers)], ms=4, lw=0.9,
+                    color=STUDY_COLOR, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     lo, hi = ax.get_xlim()
@@ -185,6 +177,22 @@ def plot_time_vs_size(kt: pd.DataFrame, op: str, show_study: bool = True,
     ax.set_title(f"{op}: time vs size" + (" (NCHW batches)" if batches else ""))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
+
+
+def published_series(op: str) -> list[tuple[str, list[float], list[float]]]:
+    """(label, elements, seconds) of every published time series of ``op``: N x N images
+    (pooling) or N x N operands (matmul), or the table's explicit shape."""
+    out = []
+    for t in published.tables():
+        if op_family(str(t.measures.get("op", ""))) != op_family(op) or not t.compare:
+            continue
+        for c in t.compare:
+            pts = [(float(np.prod(t.measures["shape"])) if "shape" in t.measures else float(r["N"]) ** 2,
+                    float(r[c])) for r in t.records() if r[c] is not None]
+            if pts:
+                label = f"{t.document[:3]} {c.removesuffix('_s')} ({t.hardware_of(c)}), published"
+                out.append((label, [p[0] for p in pts], [p[1] for p in pts]))
+    return out
 
 
 @_styled
@@ -255,14 +263,15 @@ def plot_strong_scaling(st: pd.DataFrame, fits: Sequence[object] = ()) -> Figure
     d = st[st["mode"] != "weak"].dropna(subset=["speedup"])
     if d.empty:
         return None
-    from hpc.analysis.tables import SCALING_GROUP, _group_label as group_text  # local: avoid cycle
+    from hpc.analysis.tables import SCALING_GROUP, group_text  # local: avoid cycle
+    f_study = published.amdahl_parallel_fraction()
     groups = list(d.groupby(SCALING_GROUP, sort=True, dropna=False))
     n_leg = len(groups) + 5
     fig, (ax1, ax2) = _new(ncols=2, width=5.0, height=3.6 + _legend_rows(n_leg))
     nmax = max(2.0, float(d["ranks"].max()))
     grid = np.linspace(1, nmax, 100)
     ax1.plot(grid, grid, color="black", lw=1, ls=":")
-    ax1.plot(grid, [metrics.amdahl_speedup(study.STUDY_PARALLEL_FRACTION, n) for n in grid],
+    ax1.plot(grid, [metrics.amdahl_speedup(f_study, n) for n in grid],
              color=STUDY_COLOR, lw=1.4, ls="--")
     ax2.axhline(1.0, color="black", lw=1, ls=":")
     fit_by_group = {getattr(f, "group", None): f for f in fits if getattr(f, "law", "") == "Amdahl"}
@@ -270,7 +279,7 @@ def plot_strong_scaling(st: pd.DataFrame, fits: Sequence[object] = ()) -> Figure
                _line(color=STUDY_COLOR, lw=1.4, ls="--"),
                _line(color="grey", ls="-", marker="o", ms=4), _line(color="grey", ls="--", marker="s", ms=3),
                _line(color="grey", ls="-.")]
-    labels = ["ideal", f"study: Amdahl f = {study.STUDY_PARALLEL_FRACTION:.2%}", "total time",
+    labels = ["ideal", f"004 (published): Amdahl f = {f_study:.2%}", "total time",
               "compute phase", "our Amdahl fit (same colour)"]
     for i, (_, g) in enumerate(groups):
         g = g.sort_values("ranks")
@@ -424,14 +433,11 @@ def plot_training_curves(et: pd.DataFrame) -> Figure | None:
     ax1.set_xlabel("epoch")
     ax2.set_title("accuracy")
     ax2.set_xlabel("epoch")
-    accs = d[["train_acc", "val_acc"]].to_numpy(dtype=float)
-    # accuracies as fractions (hpc.train) or percentages: draw the study's lines on that scale
-    scale = 100.0 if np.isfinite(accs).any() and np.nanmax(accs) > 1.0 else 1.0
-    for f in study.figures("training"):
-        if f.unit == "%" and f.value is not None:
-            level = f.value / 100 * scale
+    for r in published.table("training_alexnet_mri").records():
+        if r["test_acc_pct"] is not None:   # accuracies are fractions in our records
+            level = float(r["test_acc_pct"]) / 100
             ax2.axhline(level, color=STUDY_COLOR, lw=0.8, ls=":")
-            ax2.text(ax2.get_xlim()[0], level, f" study test acc {f.value}% ({f.params['epochs']} ep)",
+            ax2.text(ax2.get_xlim()[0], level, f" 004 test acc {r['test_acc_pct']}% ({r['epochs']} ep, published)",
                      fontsize=6.5, color=STUDY_COLOR, va="bottom")
     ax1.legend(fontsize=7)
     ax2.legend(fontsize=7, loc="lower right")

@@ -8,7 +8,6 @@ of vanishing, and failed/skipped sweep points get their own table.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from hpc.analysis import DEFAULT_TEMPLATE, plots, study, tables
+from hpc.analysis import DEFAULT_TEMPLATE, plots, published, section_hosts, tables
 from hpc.analysis.aggregate import load_frame, make_readable
 from hpc.atomic import atomic_path
 
@@ -28,13 +27,7 @@ class TemplateNotFoundError(FileNotFoundError):
 
 
 # ----------------------------------------------------------------------------- formatting
-def _missing(v: Any) -> bool:
-    if v is None:
-        return True
-    try:
-        return isinstance(v, float) and math.isnan(v) or (np.isscalar(v) and bool(pd.isna(v)))
-    except (TypeError, ValueError):
-        return False
+_missing = tables.missing
 
 
 def fmt_seconds(v: Any) -> str:
@@ -67,11 +60,8 @@ def fmt_num(v: Any, digits: int = 3) -> str:
 
 
 def fmt_acc(v: Any) -> str:
-    """Accuracy given as a fraction (0.95) or a percentage (95.0) -> '95.00%'."""
-    if _missing(v):
-        return "\u2014"
-    v = float(v)
-    return f"{v * 100 if v <= 1.0 else v:.2f}%"
+    """An accuracy (a fraction, as every record holds it) -> '95.00%'."""
+    return fmt_pct(v, 2)
 
 
 def fmt_text(v: Any) -> str:
@@ -150,7 +140,8 @@ def _no_records(kind: str | Iterable[str], df: pd.DataFrame) -> str:
 
 
 KERNEL_COLS = [
-    _col("op"), _col("window"), _col("backend"), _col("variant"), _col("device"), _col("dtype"),
+    _col("op"), _col("window"), _col("backend"), _col("variant"), _col("device"),
+    _col("device_class", "class"), _col("dtype"),
     _col("shape"), _col("median_s", "median", fmt_seconds), _col("iqr_s", "IQR", fmt_seconds),
     _col("transfer_s", "transfer", fmt_seconds), _col("bandwidth_gbs", "GB/s", fmt_num),
     _col("bound_gbs", "copy bound GB/s", fmt_num), _col("bound_fraction", "of bound", fmt_pct),
@@ -165,7 +156,7 @@ def kernel_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
                   "separately from kernel time. The bound is measured in the same run on the same "
                   "device: a plain copy of the same bytes for pooling, BLAS/cuBLAS for matmul.")
     kt = tables.kernel_table(df)
-    _study_kernels(sec, kt)
+    _published_kernels(sec, kt)
     if kt.empty:
         sec.empty_note = _no_records("kernel", df)
         return sec
@@ -190,8 +181,8 @@ def kernel_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
                                 f"{op}: time vs size" + (" (NCHW batches)" if b else ""),
                                 "Log-log; one line per backend" + (
                                     "; CNN pooling-layer shapes." if b else
-                                    ". Red diamonds: the study's published figures (error bar = "
-                                    "published range), different hardware."))
+                                    ". Red dotted: the studies' published times (document and "
+                                    "hardware in the legend), different hardware."))
             if sink_fig:
                 sec.figures.append(sink_fig)
     pool = kt[kt["op"] != "matmul"]
@@ -215,7 +206,7 @@ def kernel_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
     ss = tables.study_speedups(kt)
     sec.add_table("The study's method vs our fastest backend on the same device class (same machine, same run)", make_table(ss, [
         _col("op"), _col("window"), _col("dtype"), _col("shape"), _col("study_variant", "study variant"),
-        _col("study_median_s", "study method", fmt_seconds), _col("fastest_backend", "fastest"),
+        _col("device_class", "device class"), _col("study_median_s", "study method", fmt_seconds), _col("fastest_backend", "fastest"),
         _col("fastest_median_s", "fastest", fmt_seconds), _col("speedup", "speed-up", _times)]))
     return sec
 
@@ -232,51 +223,74 @@ def _times(v: Any) -> str:
     return "\u2014" if _missing(v) else f"{_ratio(v)}\u00d7"
 
 
-def _study_kernels(sec: Section, kt: pd.DataFrame) -> None:
-    """Published kernel figures next to our runs of the same operation and size."""
+def _flagged(value: Any, unit: str, flags: Sequence[published.Flag]) -> str:
+    text = f"{value} {unit}".strip()   # as transcribed: published numbers are never re-rounded
+    return text + "".join(f" [{f.kind}: {f.note}]" for f in flags)
+
+
+def _published_kernels(sec: Section, kt: pd.DataFrame) -> None:
+    """Every published kernel time next to our runs of the same op, size and window.
+
+    A published row is shown where we measured the same point, and always at the table's
+    largest size (the study's headline)."""
     rows = []
-    for f in study.figures("kernel"):
-        shape = "x".join(str(s) for s in f.params.get("shape", []))
-        elements = float(np.prod(f.params["shape"])) if f.params.get("shape") else np.nan
-        same = kt[(kt["op"].map(plots.op_family) == plots.op_family(f.params.get("op", ""))) &
-                  (kt["elements"] == elements)] if not kt.empty else kt
-        ours_study = same[same["backend"] == "study"].dropna(subset=["median_s"]) if not same.empty else same
-        ours_fast = same[same["backend"] != "study"].dropna(subset=["median_s"]) if not same.empty else same
-        # compare a GPU figure with our fastest GPU run, a CPU figure with our fastest CPU run
-        # (falling back to any device when that class was not run here)
-        want = tables.device_class("", f.device)
-        fallback = ""
-        if not ours_fast.empty and (ours_fast["device_class"] == want).any():
-            ours_fast = ours_fast[ours_fast["device_class"] == want]
-        elif not ours_fast.empty:
-            fallback = f"; no {want.upper()} run here"
-        row = {"what": f.label or f.what, "device": f.device or "not stated", "published": f.display(),
-               "ours_study": "not run", "ours_fast": "not run", "vs": "\u2014"}
-        if not ours_study.empty:
-            b = ours_study.loc[ours_study["median_s"].idxmin()]
-            row["ours_study"] = f"{fmt_seconds(b['median_s'])} ({b['variant'] or 'study'}, {b['device'] or b['device_class']})"
-        if not ours_fast.empty:
-            b = ours_fast.loc[ours_fast["median_s"].idxmin()]
-            row["ours_fast"] = (f"{fmt_seconds(b['median_s'])} ({b['backend']} {b['variant']}, "
-                                f"{b['device'] or b['device_class']}{fallback})").replace(" ,", ",")
-            lo = f.low if f.is_range else f.value
-            hi = f.high if f.is_range else f.value
-            t = float(b["median_s"])
-            if t > 0:
-                row["vs"] = (f"{_ratio(lo / t)}\u2013{_ratio(hi / t)}\u00d7" if f.is_range  # type: ignore[operator]
-                             else f"{_ratio(lo / t)}\u00d7")  # type: ignore[operator]
-        row["size"] = shape
-        rows.append(row)
+    for t in published.tables():
+        op = t.measures.get("op")
+        if not t.compare or op not in ("maxpool2d", "avgpool2d", "matmul"):
+            continue
+        window = tables.window_label(t.measures["kernel"], t.measures["stride"],
+                                     t.measures.get("padding", 0)) if op != "matmul" else ""
+        recs = t.records()
+        largest = max((r["N"] for r in recs), default=None) if "N" in t.columns else None
+        for i, r in enumerate(recs):
+            elements = float(np.prod(t.measures["shape"])) if "shape" in t.measures else float(r["N"]) ** 2
+            same = kt[(kt["op"] == op) & (kt["elements"] == elements) & (kt["window"] == window)] \
+                if not kt.empty else kt
+            if same.empty and r.get("N", largest) != largest:
+                continue
+            ours_study = same[same["backend"] == "study"]
+            fast = same[same["backend"] != "study"]
+            want = {"gpu": "gpu", "cpu": "cpu"}.get(t.device_class)
+            note = ""
+            if want and not fast.empty:
+                if (fast["device_class"] == want).any():
+                    fast = fast[fast["device_class"] == want]
+                else:
+                    note = f"; no {want.upper()} run here"
+            for c in t.compare:
+                if r[c] is None:
+                    continue
+                row = {"source": f"{t.document}: {t.caption}", "hardware": t.hardware_of(c),
+                       "size": as_size(t, r), "series": c.removesuffix("_s"),
+                       "published": _flagged(r[c], t.unit(c), t.flags_for(i, c)),
+                       "ours_study": "not run", "ours_fast": "not run", "vs": "\u2014"}
+                if not ours_study.empty:
+                    b = ours_study.loc[ours_study["median_s"].idxmin()]
+                    row["ours_study"] = f"{fmt_seconds(b['median_s'])} ({b['variant'] or 'serial'}, {b['device']})"
+                if not fast.empty:
+                    b = fast.loc[fast["median_s"].idxmin()]
+                    row["ours_fast"] = f"{fmt_seconds(b['median_s'])} ({tables._target(b)}, {b['device']}{note})"
+                    row["vs"] = f"{_ratio(float(r[c]) / float(b['median_s']))}\u00d7"
+                rows.append(row)
     table = make_table(pd.DataFrame(rows), [
-        _col("what", "published measurement"), _col("size"), _col("device", "study hardware"),
-        _col("published", "published (study)"), _col("ours_study", "ours: study method"),
-        _col("ours_fast", "ours: fastest backend (same device class)"),
-        _col("vs", "published / ours fastest")],
+        _col("source", "published in"), _col("series"), _col("size"), _col("hardware", "study hardware"),
+        _col("published", "published"), _col("ours_study", "ours: study method"),
+        _col("ours_fast", "ours: fastest backend (same device class)"), _col("vs", "published / ours")],
         drop_empty=False)
-    sec.add_table("Study (published) vs ours", table,
-                  study.SOURCE_NOTE + " Different hardware: the ratio shows the method's cost, "
-                  "not a like-for-like hardware comparison. What was measured: "
-                  + " ".join(f"{f.label}: {f.what}." for f in study.figures("kernel")))
+    table.collapsed = len(table.rows) > 16
+    sec.add_table("Published (the studies) vs ours", table, PUBLISHED_NOTE +
+                  " Different hardware: the ratio shows the method's cost, not a like-for-like comparison.")
+
+
+PUBLISHED_NOTE = ("Published figures are transcribed from the source documents (../shared/seeds, via "
+                  "FIGURES.md; hpc/analysis/published/*.yaml), not measured by this suite; flags mark "
+                  "numbers the source prints garbled (uncertain) or that mislead (misleading).")
+
+
+def as_size(t: published.PublishedTable, r: dict[str, Any]) -> str:
+    if "shape" in t.measures:
+        return "x".join(map(str, t.measures["shape"]))
+    return f"{r['N']}x{r['N']}"
 
 
 SCALING_COLS = [
@@ -298,8 +312,9 @@ def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
                   "relative to the smallest run of each experiment (baseline ranks).")
     st = tables.scaling_table(df)
     fits = tables.law_fits(st)
-    f_study = study.STUDY_PARALLEL_FRACTION
-    fit_rows = [{"law": "Amdahl (study, published)", "group": "the study's speed-up estimate",
+    f_study = published.amdahl_parallel_fraction()
+    amdahl = published.table("amdahl")
+    fit_rows = [{"law": "Amdahl (004, published)", "group": f"{amdahl.document}: {amdahl.caption} ({amdahl.seed})",
                  "parallel_fraction": f_study, "serial_fraction": 1 - f_study,
                  "s2": plots.metrics.amdahl_speedup(f_study, 2), "limit": plots.metrics.amdahl_limit(f_study),
                  "points": None, "rmse": None}]
@@ -316,7 +331,7 @@ def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
         fs = [f for f in fits if f.law == law]
         if not fs:
             continue
-        versus = f"; the study's Amdahl f: {f_study:.2%}" if law == "Amdahl" else ""
+        versus = f"; 004's published Amdahl f: {f_study:.2%}" if law == "Amdahl" else ""
         if len(fs) == 1:
             value = f"{fmt_pct(fs[0].parallel_fraction, 2)} ({fs[0].group}, up to {fs[0].max_ranks} ranks{versus})"
         else:
@@ -324,7 +339,7 @@ def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
             value = (f"{fmt_pct(pfs[0], 1)}\u2013{fmt_pct(pfs[-1], 1)}, median {fmt_pct(float(np.median(pfs)), 1)} "
                      f"over {len(fs)} experiments (up to {max(f.max_ranks for f in fs)} ranks{versus})")
         sec.callouts.append((f"fitted {law} parallel fraction", value))
-    sec.add_table("Amdahl / Gustafson: fitted parallel fraction vs the study's 61.21%", make_table(
+    sec.add_table("Amdahl / Gustafson: fitted parallel fraction vs 004's published 61.21%", make_table(
         pd.DataFrame(fit_rows), [
             _col("law"), _col("group", "experiment"), _col("parallel_fraction", "parallel fraction f", lambda v: fmt_pct(v, 2)),
             _col("serial_fraction", "serial 1\u2212f", lambda v: fmt_pct(v, 2)),
@@ -333,13 +348,13 @@ def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
             _col("rmse", "RMSE (speed-up)", fmt_num)], drop_empty=False),
         "Amdahl: S(n) = 1/((1\u2212f) + f/n), fitted to strong-scaling speed-ups of total time. "
         "Gustafson: S(n) = (1\u2212f) + f\u00b7n, fitted to weak-scaling scaled speed-ups. Only "
-        "experiments with a 1-rank baseline are fitted. The study's fraction is quoted, not measured.")
+        "experiments with a 1-rank baseline are fitted. 004's fraction is transcribed, not measured.")
     if st.empty:
         sec.empty_note = _no_records("scaling", df)
         return sec
     for key, fig, title, cap in (
         ("scaling-strong", plots.plot_strong_scaling(st, fits), "strong scaling",
-         "Left: speed-up with the ideal line, our Amdahl fits and the study's 61.21% curve. "
+         "Left: speed-up with the ideal line, our Amdahl fits and 004's published 61.21% curve. "
          "Right: efficiency of total time (solid) and compute phase (dashed)."),
         ("scaling-weak", plots.plot_weak_scaling(st), "weak scaling",
          "Efficiency t\u2081/t\u2099 of total time and compute phase; dashed: 90% target."),
@@ -349,6 +364,7 @@ def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
         emb = sink.add(key, fig, title, cap)
         if emb:
             sec.figures.append(emb)
+    sec.notes.extend(section_hosts.mixed_host_warnings(df))
     sec.add_table("Scaling runs", make_table(st, SCALING_COLS))
     pr = tables.per_rank_table(df)
     if not pr.empty:
@@ -362,33 +378,34 @@ def scaling_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
 
 def training_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
     sec = Section("training", "Training",
-                  "AlexNet (the study's small-input variant) on the HDF5 slice dataset.")
+                  "AlexNet (004's small-input variant) on the HDF5 slice dataset.")
     et, tt, dd = tables.epoch_table(df), tables.training_table(df), tables.ddp_table(df)
-    # the study's published results next to ours
+    # the published results next to ours, quoted verbatim (never re-rounded)
+    pub = published.table("training_alexnet_mri")
     rows = []
-    for epochs in (25, 50):
-        acc = study.figure(f"train_{epochs}_epochs_acc")
-        t = study.figure(f"train_{epochs}_epochs_time")
-        # published numbers are quoted verbatim, never re-rounded
-        rows.append({"who": "study (published)", "device": acc.device, "epochs": str(epochs),
-                     "test_acc": acc.display(), "wall_s": t.display()})
+    for i, r in enumerate(pub.records()):
+        if r["test_acc_pct"] is None:
+            continue
+        rows.append({"who": f"004 (published, {r['source']})", "device": pub.hardware, "epochs": str(r["epochs"]),
+                     "test_acc": _flagged(r["test_acc_pct"], "%", pub.flags_for(i, "test_acc_pct")).replace(" %", "%"),
+                     "wall_s": f"{r['training_time_s']} s"})
     for _, r in tt.iterrows():
         rows.append({"who": f"ours: {r['run']}", "device": r["device"], "epochs": fmt_num(r["epochs"]),
                      "test_acc": fmt_acc(r["test_acc"]), "wall_s": fmt_seconds(r["wall_s"])})
-    sec.add_table("Study (published) vs ours", make_table(pd.DataFrame(rows), [
+    sec.add_table("Published (004) vs ours", make_table(pd.DataFrame(rows), [
         _col("who", "run"), _col("device"), Column("epochs", "epochs", numeric=True),
         Column("test_acc", "test accuracy", numeric=True), Column("wall_s", "wall time", numeric=True)],
         drop_empty=False),
-        study.SOURCE_NOTE + " Study set-up: " + "; ".join(f"{k}: {v}" for k, v in study.STUDY_TRAINING_SETUP.items()) + ".")
+        f"{PUBLISHED_NOTE} Source: {published.cite(pub)}; split {pub.measures['split']}.")
     if tt.empty and et.empty and dd.empty:
         sec.empty_note = _no_records(("training", "training_epoch", "ddp"), df)
         return sec
     if not tt.empty and tt["test_acc"].notna().any():
         best = tt.loc[tt["test_acc"].idxmax()]
         sec.callouts.append(("best test accuracy", f"{fmt_acc(best['test_acc'])} ({best['run']}, "
-                             f"{fmt_num(best['epochs'])} epochs, {fmt_seconds(best['wall_s'])}; study: 94.95% after 50 epochs)"))
+                             f"{fmt_num(best['epochs'])} epochs, {fmt_seconds(best['wall_s'])}; 004 published 94.95% after 50 epochs)"))
     emb = sink.add("training-curves", plots.plot_training_curves(et), "training curves",
-                   "Solid: training; dashed: validation. Dotted red: the study's published test accuracies.")
+                   "Solid: training; dashed: validation. Dotted red: 004's published test accuracies.")
     if emb:
         sec.figures.append(emb)
     for run, names, mat in tables.confusion_matrices(df):
@@ -401,14 +418,14 @@ def training_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
         sec.figures.append(emb)
     sec.add_table("Final results", make_table(tt, [
         _col("run"), _col("device"), _col("epochs", "epochs", fmt_num), _col("test_acc", "test acc", fmt_acc),
-        _col("test_loss", "test loss", fmt_num), _col("best_val_acc", "best val acc", fmt_acc),
+        _col("test_correct", "correct", fmt_num), _col("test_count", "of", fmt_num),
+        _col("test_ci95", "95% interval"), _col("test_loss", "test loss", fmt_num), _col("best_val_acc", "best val acc", fmt_acc),
         _col("wall_s", "wall time", fmt_seconds), _col("images_per_s", "images/s", fmt_num)]))
     pc = tables.per_class_table(df)
     if not pc.empty:
         sec.add_table("Per-class precision / recall", make_table(pc, [
-            Column(c, c, fmt_acc if c in ("precision", "recall", "f1") else (fmt_num if c == "support" else fmt_text),
-                   numeric=c not in ("run", "class")) for c in pc.columns]))
-    sec.add_table("CPU vs GPU", make_table(tables.training_cpu_gpu(tt, et), [
+            _col("run"), _col("class"), _col("precision", "precision", fmt_acc), _col("recall", "recall", fmt_acc)]))
+    sec.add_table("CPU vs GPU", make_table(tables.training_cpu_gpu(et), [
         _col("measure"), _col("cpu_s", "CPU", fmt_seconds), _col("gpu_s", "GPU", fmt_seconds),
         _col("gpu_speedup", "GPU speed-up", _times)]))
     sec.add_table("DDP scaling", make_table(dd, [
@@ -445,14 +462,21 @@ def failures_section(df: pd.DataFrame) -> Section:
         sec.empty_note = "None: every recorded point succeeded."
         return sec
     failed = ft[ft["status"] == "failed"]
+    invalid = ft[ft["status"] == "invalid"]
     skipped = tables.skipped_by_reason(ft)
+    n_skipped = int((ft["status"] == "skipped").sum())
     sec.callouts.append(("points without a result",
-                         f"{len(ft)}: {len(failed)} failed, {len(ft) - len(failed)} skipped"))
+                         f"{len(ft)}: {len(failed)} failed, {n_skipped} skipped"
+                         + (f", {len(invalid)} invalid" if len(invalid) else "")))
+    sec.add_table(f"Records that do not match the schema ({len(invalid)}): a producer bug or another "
+                  "version's kind", make_table(
+        invalid, [_col("status"), _col("kind"), _col("name"), _col("error", "what is wrong"),
+                  _col("source", "record file")], row_class=lambda r: "status-failed"))
     sec.add_table(f"Failed points ({len(failed)})", make_table(
         failed, [_col("status"), _col("kind"), _col("name"), _col("point", "parameters"), _col("error"),
                  _col("source", "record file")], row_class=lambda r: f"status-{r['status']}",
         drop_empty=False))
-    sec.add_table(f"Skipped points ({len(ft) - len(failed)}), grouped by reason", make_table(
+    sec.add_table(f"Skipped points ({n_skipped}), grouped by reason", make_table(
         skipped, [_col("status"), _col("kind"), _col("error", "reason"), _col("count", "points", fmt_num),
                   Column("points", "which", wrap=True)], row_class=lambda r: "status-skipped",
         drop_empty=False))
@@ -477,7 +501,8 @@ def summary_section(df: pd.DataFrame, others: Sequence[Section]) -> Section:
         sec.empty_note = "No records were found: nothing has run yet."
     sec.add_table("Records per kind", make_table(counts, [
         _col("kind"), _col("ok", "ok", fmt_num), _col("failed", "failed", fmt_num),
-        _col("skipped", "skipped", fmt_num), _col("total", "total", fmt_num)], drop_empty=False))
+        _col("skipped", "skipped", fmt_num), _col("invalid", "invalid (schema)", fmt_num),
+        _col("total", "total", fmt_num)]))
     for s in others:
         for label, value in s.callouts:
             sec.callouts.append((f"{s.title}: {label}", value))
@@ -486,14 +511,61 @@ def summary_section(df: pd.DataFrame, others: Sequence[Section]) -> Section:
     return sec
 
 
+def references_section(df: pd.DataFrame, refs_path: Path | None, system: str) -> Section:
+    """Each measured headline metric against the system's reference (ReFrame-style tolerances)."""
+    from hpc.analysis import references
+    sec = Section("references", f"References ({system})",
+                  "Each point's headline metrics against the reference values of this system "
+                  "(experiments/references/<system>.yaml, written by `hpc references update`): within, "
+                  "below or above the allowed band; a regression is the worse side of the metric.")
+    if refs_path is None or not refs_path.is_file():
+        sec.empty_note = (f"No reference file for system {system!r} "
+                          f"({refs_path or references.path_for(system)}); write one with "
+                          "`hpc references update RESULTS_DIR` and commit it.")
+        return sec
+    marks = references.mark(df, references.load(refs_path))
+    sec.callouts.append(("against references", references.summary_line(marks, system).split(": ", 1)[1]))
+    have = marks[marks["mark"] != "no reference"]
+    sec.add_table(f"Points with a reference ({refs_path})", make_table(have, [
+        _col("mark"), _col("verdict"), _col("kind"), _col("point"), _col("metric"),
+        _col("value", "measured", fmt_num), _col("reference", "reference", fmt_num),
+        _col("low", "allowed from", fmt_num), _col("high", "to", fmt_num)],
+        row_class=lambda r: "status-failed" if r["verdict"] == "regression" else ""))
+    return sec
+
+
+def published_section() -> Section:
+    """Every transcribed table of every study, cited by document, caption and line."""
+    sec = Section("published", "Published figures of the studies", PUBLISHED_NOTE)
+    for t in published.tables():
+        frame = pd.DataFrame([[_flagged(v, "", t.flags_for(i, c)) if t.flags_for(i, c) else v
+                               for c, v in zip(t.columns, row)] for i, row in enumerate(t.rows)],
+                             columns=t.columns)
+        cols = [Column(c, f"{c} [{t.unit(c)}]" if t.unit(c) else c, fmt_text) for c in t.columns]
+        table = make_table(frame, cols, drop_empty=False)
+        table.collapsed = True
+        whole = "; ".join(f"{f.kind}: {f.note}" for f in t.flags if f.row is None)
+        sec.add_table(f"{t.document} \u2014 {t.caption}", table,
+                      f"Hardware: {t.hardware}. Source: {t.seed}; FIGURES.md: \u201c{t.locator}\u201d."
+                      + (f" Flags: {whole}." if whole else ""))
+    return sec
+
+
 # ----------------------------------------------------------------------------- build
 def build_context(df: pd.DataFrame, sink: plots.FigureSink, title: str = "HPC MRI suite: scaling report",
-                  sources: Sequence[str] = ()) -> dict[str, Any]:
-    """Everything the template needs, as plain data."""
+                  sources: Sequence[str] = (), references: str | os.PathLike[str] | None = None,
+                  system: str | None = None) -> dict[str, Any]:
+    """Everything the template needs, as plain data. ``references``: the reference file
+    (default: experiments/references/<system>.yaml when it exists)."""
+    from hpc.analysis import history, section_inference_opencl
+    from hpc.analysis import references as refs_mod
+    system = history.system_name(df, system)
+    refs_path = Path(references) if references is not None else refs_mod.path_for(system)
     body = [dataset_section(df), kernel_section(df, sink), scaling_section(df, sink),
-            training_section(df, sink)]
+            training_section(df, sink), section_inference_opencl.section(df),
+            references_section(df, refs_path, system)]
     failures = failures_section(df)
-    sections = [summary_section(df, body), provenance_section(df), *body, failures]
+    sections = [summary_section(df, body), provenance_section(df), *body, published_section(), failures]
     return {
         "title": title,
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -502,8 +574,8 @@ def build_context(df: pd.DataFrame, sink: plots.FigureSink, title: str = "HPC MR
         "n_skipped": 0 if df.empty else int((df["status"] == "skipped").sum()),
         "sources": list(sources),
         "sections": sections,
-        "study_note": study.SOURCE_NOTE,
-        "study_notes": list(study.STUDY_NOTES),
+        "study_note": PUBLISHED_NOTE,
+        "study_notes": [f"{d.document}: {d.title}" for d in published.documents()],
     }
 
 
@@ -523,13 +595,15 @@ def render(context: dict[str, Any], template: str | os.PathLike[str] = DEFAULT_T
 def build_report(records: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
                  template: str | os.PathLike[str] = DEFAULT_TEMPLATE,
                  figures_dir: str | os.PathLike[str] | None = None,
-                 title: str = "HPC MRI suite: scaling report") -> Path:
+                 title: str = "HPC MRI suite: scaling report",
+                 references: str | os.PathLike[str] | None = None, system: str | None = None) -> Path:
     """Read records, draw figures, render and write the HTML atomically; return its path."""
     if not Path(template).is_file():
         raise TemplateNotFoundError(f"{template}: report template not found")
     df = load_frame(records)
     sink = plots.FigureSink(figures_dir)
-    html = render(build_context(df, sink, title=title, sources=[str(r) for r in records]), template)
+    html = render(build_context(df, sink, title=title, sources=[str(r) for r in records],
+                                references=references, system=system), template)
     with atomic_path(output, suffix=".html") as tmp:
         tmp.write_text(html, encoding="utf-8")
         make_readable(tmp)

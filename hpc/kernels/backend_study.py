@@ -60,9 +60,9 @@ cuda: Any = None  # numba.cuda, bound lazily; a module global so the simulator c
 
 def probe() -> tuple[bool, str, str]:
     """The serial variant always runs; GPU variants are checked by ``probe_variant``."""
-    ok, _, gpu = cuda_common.numba_cuda_probe()
-    cpu = "CPU (serial NumPy per window)"
-    return True, "", cpu + (f"; GPU variants on {gpu}" if ok else "")
+    # the backend's device is the CPU (serial variant); a GPU variant's records name its
+    # numba.cuda device (hpc.kernels.device_record), so the probe never says GPU here
+    return True, "", "CPU (serial NumPy per window)"
 
 
 def probe_variant(variant: str) -> tuple[bool, str]:

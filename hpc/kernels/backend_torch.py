@@ -27,13 +27,9 @@ def probe() -> tuple[bool, str, str]:
         import torch
     except Exception as exc:  # ImportError, or a broken install
         return False, f"torch not importable: {exc}", ""
-    name = f"CPU ({torch.get_num_threads()} threads, torch {torch.__version__})"
-    try:
-        if torch.cuda.is_available():
-            name += f"; CUDA: {torch.cuda.get_device_name(0)}"
-    except Exception:
-        pass
-    return True, "", name
+    # the torch backend runs on the tensors' device; a CPU run is a CPU run (torch:cuda is
+    # benchmarked as its own target and records its CUDA device itself)
+    return True, "", f"CPU ({torch.get_num_threads()} threads, torch {torch.__version__})"
 
 
 def _as_tensor(x: Any) -> Any:

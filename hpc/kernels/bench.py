@@ -181,6 +181,14 @@ class _OpenCL:
         return wall if any(v != v for v in timed) else timed
 
 
+def _record_device(spec: BackendSpec, module: Any) -> dict[str, Any]:
+    """What will run this point, asked of the runtime that launches it (hpc.schema.Device)."""
+    from hpc.kernels import device_record
+    dev = device_record.for_backend(spec.name, spec.variant, on_cuda=spec.device == "cuda",
+                                    gpu_variants=tuple(getattr(module, "GPU_VARIANTS", ())))
+    return dev.model_dump()
+
+
 def _resolve(spec: BackendSpec, op: str) -> tuple[Any, registry.BackendInfo]:
     """The backend module; BackendUnavailableError (-> a skipped record) when it cannot run."""
     info = registry.backend_info(spec.name)
@@ -346,8 +354,8 @@ def measure_pool(spec: BackendSpec, op: str, shape: tuple[int, int, int, int], k
     metrics: dict[str, Any] = {"repeats": repeats, "warmup": warmup,
                                "bytes_moved": pool_bytes(shape, geom, x.dtype.itemsize),
                                "h2d_s": None, "d2h_s": None}
-    params["device"] = info.device_name
     kw = _variant_kw(spec)
+    params["device"] = _record_device(spec, module)
     if spec.device == "cuda" or spec.name in ("numba-cuda", "cupy"):
         result, timing, bound = _measure_pool_cuda(spec, module, x, geom, pool_op, repeats, warmup,
                                                    params, metrics)
@@ -488,13 +496,13 @@ def measure_matmul(spec: BackendSpec, n: int, dtype: str, repeats: int, warmup: 
         raise ValueError(f"dtype={dtype!r}: matmul supports float32 and float64")
     params = matmul_params(spec, n, dtype)
     module, info = _resolve(spec, "matmul")
-    params["device"] = info.device_name
     a = make_matmul_input(n, dtype, seed=1)
     b = make_matmul_input(n, dtype, seed=2)
     flops = matmul_flops(n, n, n)
     metrics: dict[str, Any] = {"repeats": repeats, "warmup": warmup, "flops": flops,
                                "h2d_s": None, "d2h_s": None}
     kw = _variant_kw(spec)
+    params["device"] = _record_device(spec, module)
     bound_samples: list[float] | None = None
     if spec.device == "cuda" or spec.name in ("numba-cuda", "cupy"):
         from hpc.kernels import gpu_timing

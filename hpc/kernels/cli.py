@@ -223,8 +223,7 @@ def run_point(pt: dict[str, Any], check: bool, experiment: str, run_index: int |
                 pt["dtype"], pt["repeats"], pt["warmup"], bool(pool.get("ceil_mode", False)), check=check,
                 out_buffer=out_buffer)
     except registry.BackendUnavailableError as exc:
-        info = registry.backend_info(spec.name)
-        params["device"] = info.device_name or None
+        params["device"] = None   # nothing ran: no device to record
         return new_record("kernel", name, params, {}, status="skipped", error=str(exc))
     except Exception as exc:  # noqa: BLE001 - a failing point must not stop the sweep
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -1,4 +1,5 @@
-"""``python -m hpc model summary``: per-layer shapes, parameters and MACs of an AlexNet."""
+"""``python -m hpc model summary``: per-layer shapes, parameters and MACs of an AlexNet or
+SqueezeNet v1.1."""
 from __future__ import annotations
 
 import argparse
@@ -11,9 +12,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="{summary}")
     p = sub.add_parser("summary", help="print per-layer output shapes, parameters and MACs",
                        description="Per-layer output shapes, parameters and MACs (batch 1).")
-    p.add_argument("--arch", choices=("alexnet-small", "alexnet-imagenet"), default="alexnet-small")
+    p.add_argument("--arch", choices=("alexnet-small", "alexnet-imagenet", "squeezenet1_1"), default="alexnet-small")
     p.add_argument("--input-size", type=int, default=None,
-                   help="input height=width (small: 32/64/128, default 32; imagenet: default 227)")
+                   help="input height=width (small: 32/64/128, default 32; imagenet: default 227; "
+                        "squeezenet1_1: default 224)")
     p.add_argument("--classes", type=int, default=None,
                    help="number of output classes (default 3; the last --channels entry if given)")
     p.add_argument("--in-channels", type=int, default=None,
@@ -39,11 +41,17 @@ def _summary(args: argparse.Namespace) -> int:
             raise CliError(f"--channels {args.channels!r}: expected comma-separated integers") from None
         if args.classes is not None and channels[-1] != args.classes:
             raise CliError(f"--channels ends in {channels[-1]} classes but --classes is {args.classes}")
-    size = args.input_size or (32 if args.arch == "alexnet-small" else 227)
+    size = args.input_size or {"alexnet-small": 32, "squeezenet1_1": 224}.get(args.arch, 227)
     try:
-        model = build_model(args.arch, num_classes=channels[-1] if channels else (args.classes or 3),
-                            in_channels=args.in_channels, input_size=size, layout=args.layout,
-                            channels=channels)
+        if args.arch == "squeezenet1_1":
+            from hpc.models.squeezenet import SqueezeNet11
+            if channels is not None or args.layout is not None:
+                raise ValueError("--channels/--layout: only for alexnet-imagenet")
+            model = SqueezeNet11(num_classes=args.classes or 1000, in_channels=args.in_channels or 3)
+        else:
+            model = build_model(args.arch, num_classes=channels[-1] if channels else (args.classes or 3),
+                                in_channels=args.in_channels, input_size=size, layout=args.layout,
+                                channels=channels)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     s = summarize(model, (model.in_channels, size, size), count_bias=args.count_bias)

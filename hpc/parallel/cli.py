@@ -56,6 +56,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", help="where input/output HDF5 files go (default results/scaling/work)")
     parser.add_argument("--output", help="JSONL records (written by rank 0 when every rank succeeded); "
                                          "default results/scaling/<name>-P<ranks>.jsonl")
+    parser.add_argument("--expect-ranks", type=int, default=None, metavar="P",
+                        help="exit non-zero on every rank unless the job has exactly P ranks "
+                             "(catches an srun without MPI plugin starting P 1-rank programs)")
     parser.add_argument("--summarize", nargs="+", metavar="JSONL",
                         help="print a Markdown table (phases, efficiency vs 1 rank, bandwidth) of "
                              "existing scaling records and exit; runs nothing, needs no MPI")
@@ -115,8 +118,13 @@ def main(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from . import driver, failure
+    from .launch import LaunchError, check_rank_count
 
     comm = MPI.COMM_WORLD
+    try:
+        check_rank_count(comm.Get_size(), args.expect_ranks)
+    except LaunchError as exc:
+        raise CliError(f"rank {comm.Get_rank()}: {exc}") from None
     settings = resolve_settings(args, comm.Get_size())      # same verdict on every rank
     try:
         records = failure.run_or_abort(comm, lambda: driver.run(comm, settings),

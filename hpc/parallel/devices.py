@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from hpc.kernels.registry import backend_info
 
@@ -66,6 +67,72 @@ def parse_devices(spec: str, ranks: int) -> list[str]:
     return [kind for kind, count in parsed for _ in range(count or 0)]
 
 
+#: Launcher variables holding a process's rank on its node (SLURM, MPICH Hydra, Open MPI,
+#: torchrun), first match wins.
+LOCAL_RANK_VARS: tuple[str, ...] = ("SLURM_LOCALID", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK",
+                                    "LOCAL_RANK")
+
+
+def local_rank_from_env(environ: Mapping[str, str] | None = None) -> int | None:
+    """This process's rank on its node as its launcher says, or None (no launcher)."""
+    environ = os.environ if environ is None else environ
+    for var in LOCAL_RANK_VARS:
+        value = environ.get(var, "")
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def _gpu_ids_without_context() -> list[str]:
+    """GPU ids this process may use, found without initialising CUDA (which would fix the
+    visible set and could open a context on GPU 0): CUDA_VISIBLE_DEVICES, else
+    ``nvidia-smi -L``; [] when neither says anything."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [v.strip() for v in visible.split(",") if v.strip()]
+    import shutil
+    import subprocess
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+def cuda_initialized() -> bool:
+    """Whether torch or numba already initialised CUDA in this process (too late to bind)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return True
+    driver = sys.modules.get("numba.cuda.cudadrv.driver")
+    return bool(driver is not None and getattr(getattr(driver, "driver", None), "is_initialized", False))
+
+
+def bind_gpu_to_local_rank(local_index: int, environ: dict[str, str] | None = None,
+                           gpu_ids: list[str] | None = None) -> str | None:
+    """Give this rank one GPU, chosen by its node-local index, *before* any CUDA context.
+
+    Sets CUDA_VISIBLE_DEVICES to that one GPU (``ids[local_index % len(ids)]``), so numba,
+    CuPy and torch all see it as device 0 and none of them can open a context on another
+    GPU (a context on GPU 0 costs every rank ~300-500 MiB there and serialises them).
+    Must run before CUDA is initialised; returns the GPU id, or None when no GPU is known
+    (then nothing changes). Under SLURM with --gpus-per-task/--ntasks-per-gpu the visible
+    set is already one GPU per task, and that one is kept.
+    """
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    if environ is os.environ and cuda_initialized():
+        raise DeviceError("CUDA was initialised before the rank chose its GPU; bind first")
+    ids = _gpu_ids_without_context() if gpu_ids is None else gpu_ids
+    if not ids:
+        return None
+    chosen = ids[local_index % len(ids)]
+    environ["CUDA_VISIBLE_DEVICES"] = chosen
+    return chosen
+
+
 def node_local_rank(comm: Any) -> tuple[int, int]:
     """(rank within this node, ranks on this node): from an MPI shared-memory split, else
     SLURM_LOCALID/SLURM_NTASKS_PER_NODE, else (0, 1)."""
@@ -95,6 +162,7 @@ class RankDevice:
     device_name: str
     device_index: int | None
     emulated: bool
+    device: dict[str, Any] | None = None   # hpc.schema.Device, asked of the runtime
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +218,10 @@ def select_device(comm: Any, kind: str, pool_backend: str | None = None,
     local_rank, _ = node_local_rank(comm)
     if kind not in DEVICE_KINDS:
         raise DeviceError(f"unknown device {kind!r}; choose from {', '.join(DEVICE_KINDS)}")
+    bound = None
+    if kind == "cuda":
+        # before any backend is asked whether it can run (that opens a CUDA context)
+        bound = bind_gpu_to_local_rank(cuda_index)
     pool = _pick_backend(kind, "pool", pool_backend)
     try:  # a device without a matmul backend can still pool; the driver checks before matmul
         mm = _pick_backend(kind, "matmul", matmul_backend)
@@ -157,8 +229,11 @@ def select_device(comm: Any, kind: str, pool_backend: str | None = None,
         mm = ""
     index = None
     if kind == "cuda":
-        index = _select_gpu(cuda_index, pool)
+        index = _select_gpu(0 if bound is not None else cuda_index, pool)
+        if bound is not None and bound.isdigit():
+            index = int(bound)          # the GPU's id on the node, not its visible index
     name = backend_info(pool).device_name
-    emulated = kind == "opencl" and ("cpu" in name.lower() or "emulat" in name.lower()
-                                     or "pthread" in name.lower())
-    return RankDevice(rank, host, local_rank, kind, pool, mm, name, index, emulated)
+    from hpc.kernels import device_record
+    record = device_record.for_backend(pool)
+    return RankDevice(rank, host, local_rank, kind, pool, mm, name, index, record.emulated,
+                      record.model_dump())

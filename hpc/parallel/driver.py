@@ -282,6 +282,8 @@ def _record(s: Settings, pt: Point, ranks: int, shape: tuple[int, ...], runs: li
         "device_names": [d["device_name"] for d in rank_devices],
         "emulated": [d["emulated"] for d in rank_devices],
         "hosts": [d["host"] for d in rank_devices],
+        "device": rank_devices[0]["device"],
+        "rank_devices": [d["device"] for d in rank_devices],
         "mpi_library_version": MPI.Get_library_version().strip().splitlines()[0],
         "mpi_version": "%d.%d" % MPI.Get_version(),
         "h5py_mpi": bool(__import__("h5py").get_config().mpi),

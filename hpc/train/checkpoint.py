@@ -8,7 +8,10 @@ history of finished epochs and the best validation result. It also carries the h
 run's *identity* configuration (model, data, optimiser, seed, augmentation...; not
 ``epochs``, device or thread counts), and ``load_checkpoint`` refuses a checkpoint whose
 hash differs, naming the keys that differ: resuming someone else's run into this output
-directory would silently mix two experiments.
+directory would silently mix two experiments. The identity includes the dataset's content
+hash (its input checksums and conversion options), so a rebuilt dataset is a new run too;
+``--resume`` over such a stale run moves the old directory aside (``checkpoint_mismatch``,
+``move_aside``) and starts fresh.
 
 Files are written with ``torch.save`` to a temporary file then renamed, so a kill at any
 moment leaves the previous complete checkpoint. They are loaded with ``weights_only=True``
@@ -92,6 +95,37 @@ def _diff_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[s
         elif va != vb:
             out.append(f"{prefix}{key} ({va!r} in checkpoint, {vb!r} now)")
     return out
+
+
+def checkpoint_mismatch(path: str | os.PathLike[str], expected_config: dict[str, Any],
+                        expected_signature: str) -> str | None:
+    """Why the checkpoint at ``path`` does not belong to this run, or None when it does.
+
+    The run's identity (``expected_config``) holds the dataset's content hash and every
+    training setting that decides the result, so a stale checkpoint (another dataset,
+    other settings, another model) is told apart from one to resume. An unreadable file
+    is a mismatch too (its reason is returned).
+    """
+    try:
+        load_checkpoint(path, expected_config, expected_signature)
+    except CheckpointError as exc:
+        return str(exc)
+    return None
+
+
+def move_aside(run_dir: str | os.PathLike[str]) -> Path:
+    """Rename ``run_dir`` to ``<run_dir>.stale-<UTC time>[-n]`` (kept, never deleted)."""
+    import time
+
+    run_dir = Path(run_dir)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = run_dir.with_name(f"{run_dir.name}.stale-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = run_dir.with_name(f"{run_dir.name}.stale-{stamp}-{n}")
+    os.replace(run_dir, target)
+    return target
 
 
 def load_checkpoint(path: str | os.PathLike[str], expected_config: dict[str, Any] | None = None,

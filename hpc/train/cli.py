@@ -61,6 +61,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     _common_options(run)
     run.add_argument("--ddp", action="store_true",
                      help="data-parallel: rank/world size from mpiexec/srun environment")
+    run.add_argument("--expect-ranks", type=int, default=None, metavar="P",
+                     help="with --ddp: exit non-zero unless the launcher started exactly P ranks")
     run.add_argument("--baseline-images-per-s", type=float, default=None,
                      help="1-rank images/s, for the scaling efficiency in the ddp record")
     run.add_argument("--resume", action="store_true",
@@ -212,8 +214,12 @@ def _run(args: argparse.Namespace) -> int:
                        f"`mpiexec -n {ranks} python -m hpc train run --ddp ...`")
     from hpc.train.loop import run_training
     if settings.ddp:
+        from hpc.parallel.launch import rank_count_problem
         from hpc.train.ddp import detect_env
         env = detect_env()
+        problem = rank_count_problem(env.world_size, getattr(args, "expect_ranks", None))
+        if problem:
+            raise CliError(f"rank {env.rank}: {problem} (launcher: {env.launcher})")
         if args.experiment and env.world_size != ranks:
             raise CliError(f"run {settings.name!r} wants ranks={ranks} but the launcher started "
                            f"{env.world_size} rank(s) ({env.launcher})")
@@ -287,7 +293,7 @@ def _ddp_allreduce(args: argparse.Namespace) -> int:
 
     from hpc.records import append_record, new_record
     from hpc.train import ddp
-    from hpc.train.loop import resolve_device
+    from hpc.train.loop import _record_device, resolve_device
 
     try:
         device = resolve_device(args.device)
@@ -319,6 +325,6 @@ def _ddp_allreduce(args: argparse.Namespace) -> int:
         if args.output:
             append_record(args.output, new_record(
                 "ddp", f"allreduce {numel} floats x{n}", {"op": "allreduce", "world_size": n,
-                                                          "numel": numel, "device": str(device)},
+                                                          "numel": numel, "device": _record_device(device)},
                 {k: v for k, v in result.items() if k.endswith(("_s", "_gbs"))}))
     return 0

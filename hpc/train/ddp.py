@@ -140,6 +140,25 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def all_hosts() -> list[str]:
+    """The host name of every rank, in rank order (recorded with DDP results)."""
+    host = socket.gethostname()
+    if not is_initialized():
+        return [host]
+    hosts: list[str | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(hosts, host)
+    return [str(h) for h in hosts]
+
+
+def broadcast_state(module: torch.nn.Module, src: int = 0) -> None:
+    """Overwrite every rank's parameters and buffers with rank ``src``'s (in place)."""
+    if not is_initialized():
+        return
+    with torch.no_grad():
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, src=src)
+
+
 def barrier() -> None:
     if is_initialized():
         dist.barrier()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import random
@@ -39,13 +40,18 @@ from torch.utils.data import DataLoader, DistributedSampler
 from hpc.models.alexnet import build_model
 from hpc.records import Record, new_record, write_records
 from hpc.train import ddp
-from hpc.train.checkpoint import (CheckpointError, config_hash, load_checkpoint, model_signature,
-                                  rng_state, save_checkpoint, set_rng_state)
+from hpc.train.checkpoint import (CheckpointError, checkpoint_mismatch, config_hash, load_checkpoint,
+                                  model_signature, move_aside, rng_state, save_checkpoint,
+                                  set_rng_state)
 from hpc.train.data import SliceDataset, channel_stats, check_training_classes, validate_file
 from hpc.train.metrics import (accuracy_from_cm, precision_recall, write_confusion_csv,
                                write_confusion_png)
 from hpc.train.signals import EXIT_PREEMPTED, PreemptionHandler
 from hpc.train.transforms import Augment, step_generator
+
+
+#: Steps between two checks of the preemption flag (a collective; see the training loop).
+STOP_CHECK_STEPS = 10
 
 
 class TrainingError(ValueError):
@@ -109,6 +115,14 @@ def resolve_device(name: str) -> torch.device:
             raise TrainingError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) present")
         return dev
     raise TrainingError(f"--device {name!r}: expected cpu, cuda, cuda:N or auto")
+
+
+def _record_device(device: torch.device) -> dict[str, Any]:
+    """The device the training ran on, as hpc.schema.Device (asked of torch, not parsed)."""
+    from hpc.kernels import device_record
+    if device.type == "cuda":
+        return device_record.torch_cuda(device.index).model_dump()
+    return device_record.cpu().model_dump()
 
 
 def seed_everything(seed: int) -> None:
@@ -197,7 +211,8 @@ def identity_config(s: Settings, data: DataBundle, world_size: int) -> dict[str,
         "model": {"arch": s.arch, "width": s.width, "hidden": s.hidden,
                   "in_channels": data.meta["image_shape"][0],
                   "input_size": data.meta["image_shape"][1], "classes": data.num_classes},
-        "data": {"fingerprint": data.fingerprint(), "n": data.meta["n"]},
+        "data": {"fingerprint": data.fingerprint(), "n": data.meta["n"],
+                 "content": dataset_content_hash(data.meta)},
         "batch_size": s.batch_size, "lr": s.lr, "weight_decay": s.weight_decay,
         "optimizer": s.optimizer, "scheduler": s.scheduler, "seed": s.seed,
         "augment": {"rotation_degrees": s.rotation_degrees, "hflip": s.hflip,
@@ -207,6 +222,31 @@ def identity_config(s: Settings, data: DataBundle, world_size: int) -> dict[str,
     if s.scheduler != "none":
         cfg["epochs"] = s.epochs
     return cfg
+
+
+def dataset_content_hash(meta: dict[str, Any]) -> str:
+    """Hash of what the dataset was made from: its input files' checksums and the
+    conversion options it records (hpc data build's root attributes), without the output
+    paths (moving results_dir does not make it another dataset). Files without those
+    attributes are hashed by their images."""
+    attrs = meta.get("attrs") or {}
+    h = hashlib.sha256()
+    if "input_checksums" in attrs and "config" in attrs:
+        try:
+            cfg = json.loads(attrs["config"])
+        except (TypeError, ValueError):
+            cfg = {"raw": str(attrs["config"])}
+        if isinstance(cfg, dict):
+            cfg = {k: v for k, v in cfg.items() if k not in ("output", "records")}
+        h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+        h.update(str(attrs["input_checksums"]).encode())
+    else:
+        import h5py
+        with h5py.File(meta["path"], "r") as fh:
+            images = fh["images"]
+            for i in range(0, images.shape[0], 1024):
+                h.update(np.ascontiguousarray(images[i:i + 1024]).tobytes())
+    return h.hexdigest()[:16]
 
 
 def make_model(s: Settings, data: DataBundle) -> nn.Module:
@@ -343,6 +383,10 @@ def prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
 def run_training(s: Settings) -> int:
     """Run (or resume) one training run; return 0, or EXIT_PREEMPTED after a signal."""
     env = ddp.detect_env() if s.ddp else ddp.DistEnv(0, 1, 0, "single")
+    if env.world_size > 1 and str(s.device).split(":")[0] in ("cuda", "auto") and ":" not in str(s.device):
+        # one GPU per rank, by node-local rank, before anything opens a CUDA context
+        from hpc.parallel.devices import bind_gpu_to_local_rank
+        bind_gpu_to_local_rank(env.local_rank)
     device = resolve_device(s.device)
     if s.ddp and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", env.local_rank % torch.cuda.device_count())
@@ -398,6 +442,18 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
     history: list[dict[str, Any]] = []
     best = {"metric": -1.0, "epoch": -1}
     elapsed_before = 0.0
+    if s.resume:
+        # A checkpoint of another dataset or other settings is not this run: rank 0 judges
+        # (its answer is shared, so every rank takes the same path), moves the old run
+        # directory aside (kept) and this run starts fresh.
+        stale = checkpoint_mismatch(last_path, ident, signature) if is_main and last_path.exists() else None
+        if ddp.any_rank(stale is not None, device):
+            if is_main:
+                aside = move_aside(out)
+                prepare_out_dir(out, resume=True, overwrite=False)
+                print(f"--resume: {stale}\n--resume: the old run is not this run; moved it to "
+                      f"{aside} (kept) and starting a new run", file=sys.stderr)
+            ddp.barrier()
     if s.resume and last_path.exists():
         try:
             state = load_checkpoint(last_path, ident, signature)
@@ -431,8 +487,7 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
     criterion = nn.CrossEntropyLoss()
     k = data.num_classes
     run_params = {
-        "arch": s.arch, "width": s.width, "hidden": s.hidden, "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "arch": s.arch, "width": s.width, "hidden": s.hidden, "device": _record_device(device),
         "threads": torch.get_num_threads(), "world_size": env.world_size, "launcher": env.launcher,
         "batch_size": s.batch_size, "lr": s.lr, "optimizer": s.optimizer, "scheduler": s.scheduler,
         "weight_decay": s.weight_decay, "epochs": s.epochs, "seed": s.seed, "amp": amp,
@@ -441,6 +496,7 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
         "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
         "image_shape": list(data.meta["image_shape"]), "class_names": data.meta["class_names"],
         "experiment": s.experiment, "config_hash": config_hash(ident),
+        "hosts": ddp.all_hosts(),
     }
     extra_prov = {"config": ident}
 
@@ -507,7 +563,9 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
                 partial["seen"] += len(y)
                 if bar is not None and (device.type == "cpu" or step % 20 == 0):
                     bar.set_postfix_str(f"step {step + 1}/{steps_per_epoch} loss {loss.item():.3f}")
-                if ddp.any_rank(stopper.requested, device):
+                # Ranks agree on stopping at the same step; the check is a collective with
+                # a host-device sync, so it runs every STOP_CHECK_STEPS steps, not every step.
+                if (step + 1) % STOP_CHECK_STEPS == 0 and ddp.any_rank(stopper.requested, device):
                     sync_partial()
                     partial["train_s"] += time.perf_counter() - t_epoch
                     state = checkpoint_state(epoch, step + 1)
@@ -574,7 +632,8 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
             if ddp.any_rank(stopper.requested, device):
                 if is_main:
                     print(f"{stopper.signal_name or 'signal'} received: checkpoint after epoch "
-                          f"{epoch + 1} in {last_path}; exiting with {EXIT_PREEMPTED}", file=sys.stderr)
+                          f"{epoch + 1} in {last_path}; exiting with {EXIT_PREEMPTED} (resume with --resume)",
+                          file=sys.stderr)
                 if bar is not None:
                     bar.close()
                 return EXIT_PREEMPTED
@@ -627,10 +686,14 @@ def _finish(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundl
     if any(t is not None for t in target):
         metrics["test_accuracy_per_epoch"] = target
     # the best-validation checkpoint's test accuracy (model selection without test peeking)
-    if best_path.exists() and len(data.test):
+    # Decided from state every rank shares (rank 0's answer, broadcast), never from each
+    # rank's own disk: with node-local output directories only rank 0 has best.pt, and a
+    # rank that skipped the evaluation below would leave the others hanging in a collective.
+    if ddp.any_rank(is_main and best_path.exists(), device) and len(data.test):
         final_state = {k_: v.detach().clone() for k_, v in unwrap(model).state_dict().items()}
-        best_state = load_checkpoint(best_path)
-        unwrap(model).load_state_dict(best_state["model"])
+        if is_main:
+            unwrap(model).load_state_dict(load_checkpoint(best_path)["model"])
+        ddp.broadcast_state(unwrap(model))
         cm_b, _ = evaluate(eval_model, data.test, augment, device, s, env.rank, env.world_size, k,
                            amp, channels_last)
         metrics["best_checkpoint_test_accuracy"] = accuracy_from_cm(cm_b)

@@ -1,0 +1,139 @@
+"""``python -m hpc infer``: classify a batch with a network from a weights file.
+
+    python -m hpc infer --model squeezenet1_1 --weights W.pt --input X.npy \
+        --backend opencl --style tiled [--device N] [--two-queues] [--binary kernels.bin] \
+        --output Y.npy
+
+Prints the top-5 classes of every image and the time of the forward pass (after one
+warm-up pass that builds the kernels and device buffers). Under ``mpiexec -n P`` with
+``--devices cpu,opencl,...`` the batch is split over the ranks (see
+``hpc.inference.distributed``); ``--expect-ranks P`` makes a wrong launch fail loudly.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hpc.cli import CliError
+
+STYLE_CHOICES = ("single-task", "ndrange", "tiled")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from hpc.inference.loading import MODELS
+
+    parser.add_argument("--model", choices=MODELS, required=True)
+    parser.add_argument("--weights", required=True, help="torch state dict (.pt) or hpc training checkpoint")
+    parser.add_argument("--input", required=True, help=".npy float32 NCHW batch")
+    parser.add_argument("--output", required=True, help=".npy file for the float32 scores (N, classes)")
+    parser.add_argument("--backend", choices=("opencl", "torch"), default="opencl")
+    parser.add_argument("--style", choices=STYLE_CHOICES, default="tiled",
+                        help="OpenCL kernel style (default tiled)")
+    parser.add_argument("--device", type=int, default=None,
+                        help="OpenCL device index over all platforms (default: accelerator, GPU, CPU)")
+    parser.add_argument("--two-queues", action="store_true",
+                        help="run each fire module's expand1x1 on a second command queue")
+    parser.add_argument("--binary", default=None,
+                        help="precompiled program for --style (clCreateProgramWithBinary; FPGA .aocx)")
+    parser.add_argument("--save-binary", default=None,
+                        help="write the built program's device binary here (reload it with --binary)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed forward passes (default 1)")
+    parser.add_argument("--top", type=int, default=5, help="classes printed per image (default 5)")
+    parser.add_argument("--devices", default=None,
+                        help="distributed: one device per MPI rank, e.g. cpu,opencl,opencl "
+                             "(cpu = torch on the CPU, opencl = the OpenCL engine)")
+    parser.add_argument("--split", choices=("weighted", "even"), default="weighted",
+                        help="distributed: split the batch by calibrated throughput or evenly")
+    parser.add_argument("--expect-ranks", type=int, default=None,
+                        help="fail unless running on exactly this many MPI ranks")
+    parser.set_defaults(func=main)
+
+
+def _launched_under_mpi() -> int:
+    """Ranks of the MPI job this process belongs to, from the launcher's environment
+    (MPICH/hydra: PMI_SIZE, Open MPI: OMPI_COMM_WORLD_SIZE); 1 outside MPI."""
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 1
+
+
+def load_network(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """(model, input batch) with every file/shape problem turned into a CliError."""
+    from hpc.inference.loading import (InputFileError, WeightsError, build_for_weights, check_input_fits,
+                                       input_size_of, read_input, read_state_dict)
+    try:
+        state = read_state_dict(args.weights)
+        x = read_input(args.input)
+        model = build_for_weights(args.model, state, input_size_of(args.input) or None)
+        check_input_fits(x, model, args.model, args.input)
+    except (WeightsError, InputFileError) as exc:
+        raise CliError(str(exc)) from None
+    return model, x
+
+
+def top_classes(scores: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+    """Per row: the ``k`` highest scores as (class index, score), best first (ties: lower index)."""
+    k = max(1, min(k, scores.shape[1]))
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [[(int(c), float(scores[i, c])) for c in row] for i, row in enumerate(order)]
+
+
+def print_results(scores: np.ndarray, k: int, elapsed_s: float, what: str) -> None:
+    for i, row in enumerate(top_classes(scores, k)):
+        print(f"image {i}: " + ", ".join(f"{c} ({s:.4f})" for c, s in row))
+    n = scores.shape[0]
+    print(f"time: {elapsed_s:.4f} s for {n} image(s), {elapsed_s / n:.4f} s per image ({what})")
+
+
+def save_output(path: str, scores: np.ndarray) -> None:
+    from hpc.atomic import atomic_path
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, scores)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.repeats < 1:
+        raise CliError(f"--repeats {args.repeats}: must be >= 1")
+    if args.backend != "opencl" and (args.save_binary or args.binary):
+        raise CliError("--binary/--save-binary need --backend opencl")
+    if args.devices is not None or args.expect_ranks is not None:
+        from hpc.inference.distributed import main as distributed_main
+        return distributed_main(args)
+    if _launched_under_mpi() > 1:
+        raise CliError(f"running under MPI with {_launched_under_mpi()} ranks but without --devices: "
+                       "give one device per rank (e.g. --devices cpu,opencl) to split the batch")
+    from hpc.inference.engines import make_engine
+    from hpc.inference.opencl import (DeviceSelectionError, InputError, KernelBuildError, LayerShapeError,
+                                      UnsupportedLayerError)
+
+    model, x = load_network(args)
+    try:
+        engine = make_engine(args.backend, model, args.style, args.device, args.two_queues, args.binary)
+        engine.forward(x)                                   # warm-up: buffers, first launches
+        times, scores = [], None
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            scores = engine.forward(x)
+            times.append(time.perf_counter() - t0)
+    except (DeviceSelectionError, KernelBuildError, InputError, LayerShapeError, UnsupportedLayerError) as exc:
+        raise CliError(str(exc)) from None
+    assert scores is not None
+    dev = engine.device
+    what = (f"{args.backend}" + (f" {args.style}{' two queues' if args.two_queues else ''}"
+                                 if args.backend == "opencl" else "")
+            + f" on {dev.name}{' [emulated FPGA design]' if dev.emulated else ''}; median of {args.repeats}")
+    print_results(scores, args.top, float(np.median(times)), what)
+    try:
+        save_output(args.output, scores)
+        if args.save_binary:
+            from hpc.atomic import atomic_path
+            with atomic_path(args.save_binary) as tmp:
+                Path(tmp).write_bytes(engine.runtime.binary(args.style))
+    except OSError as exc:
+        raise CliError(str(exc)) from None
+    return 0
