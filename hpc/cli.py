@@ -22,6 +22,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "model": ("hpc.models.cli", "AlexNet variants and SqueezeNet v1.1: per-layer shapes, parameters, MACs"),
     "infer": ("hpc.inference.infer_cli", "classify a batch with SqueezeNet/AlexNet weights on torch or OpenCL"),
     "train": ("hpc.train.cli", "train AlexNet on a slice dataset: lr-find, run, ddp (resumable)"),
+    "compress": ("hpc.compress.cli", "k-means weight clustering, clustered convolution, NetAdapt, binarised nets"),
     "report": ("hpc.analysis.cli", "aggregate JSONL records into tables, plots and an HTML report"),
     "compare": ("hpc.analysis.runs_cli:configure_compare", "compare two runs point by point; flag regressions"),
     "references": ("hpc.analysis.runs_cli:configure_references", "per-system reference values with tolerances"),

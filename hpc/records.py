@@ -93,6 +93,15 @@ def check_record(record: Record) -> str | None:
     return None
 
 
+def _is_device(value: dict[str, Any]) -> bool:
+    from hpc.schema import Device
+    try:
+        Device.model_validate(value)
+    except Exception:  # pydantic.ValidationError
+        return False
+    return True
+
+
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """A record dict of an older schema version brought to ``SCHEMA_VERSION``, or
     SchemaVersionError saying which version is needed.
@@ -109,6 +118,10 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
             "install the hpc-mri version that wrote it")
     if version == SCHEMA_VERSION:
         return data
+    device = (data.get("params") or {}).get("device")
+    if str(data.get("kind", "")).startswith("compression") and isinstance(device, dict) and _is_device(device):
+        # the compression stage recorded a Device object already under v2: nothing to convert
+        return {**data, "schema_version": SCHEMA_VERSION}
     if data.get("status") == "ok" and data.get("kind") != "dataset":
         raise SchemaVersionError(
             f"{data.get('kind')} record {data.get('name')!r} has schema v{version}; this hpc-mri reads "

@@ -41,6 +41,10 @@ def expected_jobs(config_path) -> dict[str, int]:
             for _mode in spec["modes"]:
                 for ranks in spec["ranks"]:
                     add("scale_single" if ranks == 1 else "scale_mpi")
+        elif spec["kind"] == "compression":  # one job per run, plus the base network's job
+            add("compress_run", len(spec["runs"]))
+            if any(run["method"] != "conv" for run in spec["runs"]):
+                add("compress_base")
         else:
             for run in spec["runs"]:
                 ranks = run.get("ranks", 1)
