@@ -27,8 +27,10 @@ config.update(resolve_paths(config))
 
 
 include: "experiments/common.smk"
+include: "experiments/compression-common.smk"
 include: "datasets/rules.smk"
 include: "experiments/rules.smk"
+include: "experiments/compression.smk"
 include: "experiments/inference-points.smk"
 include: "experiments/inference.smk"
 include: "analysis/rules.smk"

@@ -16,11 +16,13 @@ from typing import Sequence
 STAGES: dict[str, tuple[str, str]] = {
     "data": ("hpc.data.cli", "NIfTI volumes -> 2-D slice dataset in HDF5 (build, info, png export)"),
     "bench": ("hpc.kernels.cli", "benchmark pooling/matmul backends (kernels) and AlexNet inference across batch sizes (inference)"),
+    "gpu-check": ("hpc.kernels.gpu_check", "on one NVIDIA GPU: GPU tests, GPU benchmark, AMP training, report (<8 min)"),
     "backends": ("hpc.kernels.cli_backends", "list kernel backends and why unavailable ones cannot run here"),
     "scale": ("hpc.parallel.cli", "strong/weak scaling of distributed kernels (run under mpiexec/srun)"),
     "model": ("hpc.models.cli", "AlexNet variants and SqueezeNet v1.1: per-layer shapes, parameters, MACs"),
     "infer": ("hpc.inference.infer_cli", "classify a batch with SqueezeNet/AlexNet weights on torch or OpenCL"),
     "train": ("hpc.train.cli", "train AlexNet on a slice dataset: lr-find, run, ddp (resumable)"),
+    "compress": ("hpc.compress.cli", "k-means weight clustering, clustered convolution, NetAdapt, binarised nets"),
     "report": ("hpc.analysis.cli", "aggregate JSONL records into tables, plots and an HTML report"),
     "compare": ("hpc.analysis.runs_cli:configure_compare", "compare two runs point by point; flag regressions"),
     "references": ("hpc.analysis.runs_cli:configure_references", "per-system reference values with tolerances"),

@@ -93,20 +93,11 @@ def check_record(record: Record) -> str | None:
     return None
 
 
-def _has_device_object(data: dict[str, Any]) -> bool:
-    """True for a kind that recorded ``params.device`` as a Device from its first version
-    (the inference sweep, written under v2) when it holds a valid one: nothing to convert,
-    nothing guessed."""
-    from hpc.schema.base import Device
-    from hpc.schema.inference import DEVICE_OBJECT_FROM_V2
-    if data.get("kind") not in DEVICE_OBJECT_FROM_V2:
-        return False
-    device = (data.get("params") or {}).get("device")
-    if not isinstance(device, dict):
-        return False
+def _is_device(value: dict[str, Any]) -> bool:
+    from hpc.schema import Device
     try:
-        Device.model_validate(device)
-    except ValueError:
+        Device.model_validate(value)
+    except Exception:  # pydantic.ValidationError
         return False
     return True
 
@@ -128,7 +119,15 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
             "install the hpc-mri version that wrote it")
     if version == SCHEMA_VERSION:
         return data
-    if data.get("status") == "ok" and data.get("kind") != "dataset" and not _has_device_object(data):
+    from hpc.schema.inference import DEVICE_OBJECT_FROM_V2
+    device = (data.get("params") or {}).get("device")
+    kind = str(data.get("kind", ""))
+    if (kind.startswith("compression") or kind in DEVICE_OBJECT_FROM_V2) and isinstance(device, dict) \
+            and _is_device(device):
+        # the compression stage and the inference sweep recorded a Device object already
+        # under v2: nothing to convert
+        return {**data, "schema_version": SCHEMA_VERSION}
+    if data.get("status") == "ok" and data.get("kind") != "dataset":
         raise SchemaVersionError(
             f"{data.get('kind')} record {data.get('name')!r} has schema v{version}; this hpc-mri reads "
             f"v{SCHEMA_VERSION} (params.device is now a Device object recorded by the producer, "

@@ -181,10 +181,10 @@ def test_missing_kinds_say_so(tmp_path):
 
 
 def test_unknown_kinds_do_not_break_the_report(tmp_path):
-    write_records(tmp_path / "x.jsonl", [Record(kind="compression_kmeans", name="from a newer suite",
+    write_records(tmp_path / "x.jsonl", [Record(kind="pruning_future", name="from a newer suite",
                                                 params={"bits": 5}, metrics={"ratio": 6.4})])
     text = report.build_report([tmp_path], tmp_path / "r.html").read_text()
-    row = _row_with(_section(text, "failures"), "invalid", "compression_kmeans")
+    row = _row_with(_section(text, "failures"), "invalid", "pruning_future")
     assert "record kind" in row
 
 

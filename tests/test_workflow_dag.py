@@ -42,6 +42,10 @@ def expected_jobs(config_path) -> dict[str, int]:
             for _mode in spec["modes"]:
                 for ranks in spec["ranks"]:
                     add("scale_single" if ranks == 1 else "scale_mpi")
+        elif spec["kind"] == "compression":  # one job per run, plus the base network's job
+            add("compress_run", len(spec["runs"]))
+            if any(run["method"] != "conv" for run in spec["runs"]):
+                add("compress_base")
         elif spec["kind"] == "inference":
             for _model in spec["models"]:
                 for b in spec["backends"]:

@@ -562,9 +562,10 @@ def build_context(df: pd.DataFrame, sink: plots.FigureSink, title: str = "HPC MR
     from hpc.analysis import references as refs_mod
     system = history.system_name(df, system)
     refs_path = Path(references) if references is not None else refs_mod.path_for(system)
+    from hpc.analysis.section_compression import compression_section
     body = [dataset_section(df), kernel_section(df, sink), scaling_section(df, sink),
-            training_section(df, sink), section_inference_opencl.section(df),
-            section_inference_batch.section(df, sink),
+            training_section(df, sink), compression_section(df, sink),
+            section_inference_opencl.section(df), section_inference_batch.section(df, sink),
             references_section(df, refs_path, system)]
     failures = failures_section(df)
     sections = [summary_section(df, body), provenance_section(df), *body, published_section(), failures]
