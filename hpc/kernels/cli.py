@@ -30,7 +30,7 @@ DEFAULT_POOLS = [{"kernel": 2, "stride": 2, "padding": 0}, {"kernel": 3, "stride
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="bench_target", metavar="{kernels}")
+    sub = parser.add_subparsers(dest="bench_target", metavar="{kernels,inference}")
     p = sub.add_parser("kernels", help="pooling/matmul backends vs the same-run copy/BLAS bound",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", type=Path, help="experiments/<x>.yaml of kind 'kernels'")
@@ -61,6 +61,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--markdown", action="store_true", help="print the result table as Markdown")
     p.set_defaults(func=run)
+    from hpc.inference.bench_cli import add_parser as add_inference  # light: torch loads in its run()
+    add_inference(sub)
 
 
 def _parse_shape(text: str) -> list[int]:
