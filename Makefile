@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 APT_PACKAGES := pocl-opencl-icd ocl-icd-libopencl1 clinfo slurm-wlm munge iproute2 chromium
 
-.PHONY: run test setup system-packages lint clean-results
+.PHONY: run test setup system-packages lint clean-results gpu-check
 
 run: setup
 	$(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete
@@ -21,6 +21,15 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/snakemake --lint
+
+# The GPU path in one run on a machine with one NVIDIA GPU (< 8 min on an H100/H200): GPU
+# tests, experiments/kernels-gpu.yaml, one AMP + channels_last training run, and
+# docs/benchmarks/gpu-<date>.md. Stops at once, before any set-up, where there is no GPU.
+gpu-check:
+	@command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 || { \
+	  echo "gpu-check: no NVIDIA GPU found (nvidia-smi missing or failing); run it on a node with one NVIDIA GPU, e.g. srun --gres=gpu:1 --time=15 make gpu-check" >&2; exit 2; }
+	$(MAKE) setup
+	$(PY) -m hpc gpu-check
 
 setup: system-packages $(VENV)/.installed
 

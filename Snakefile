@@ -31,6 +31,8 @@ include: "experiments/compression-common.smk"
 include: "datasets/rules.smk"
 include: "experiments/rules.smk"
 include: "experiments/compression.smk"
+include: "experiments/inference-points.smk"
+include: "experiments/inference.smk"
 include: "analysis/rules.smk"
 
 

@@ -278,4 +278,4 @@ def all_record_files() -> list:
     dropping them.
     """
     return (dataset_record_files() + kernel_record_files() + scaling_record_files()
-            + training_record_files() + compression_record_files())
+            + training_record_files() + compression_record_files() + inference_record_files())

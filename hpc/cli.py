@@ -15,7 +15,8 @@ from typing import Sequence
 # subcommand -> (module with configure(parser), one-line help)
 STAGES: dict[str, tuple[str, str]] = {
     "data": ("hpc.data.cli", "NIfTI volumes -> 2-D slice dataset in HDF5 (build, info, png export)"),
-    "bench": ("hpc.kernels.cli", "benchmark pooling/matmul backends against a same-run copy/BLAS bound"),
+    "bench": ("hpc.kernels.cli", "benchmark pooling/matmul backends (kernels) and AlexNet inference across batch sizes (inference)"),
+    "gpu-check": ("hpc.kernels.gpu_check", "on one NVIDIA GPU: GPU tests, GPU benchmark, AMP training, report (<8 min)"),
     "backends": ("hpc.kernels.cli_backends", "list kernel backends and why unavailable ones cannot run here"),
     "scale": ("hpc.parallel.cli", "strong/weak scaling of distributed kernels (run under mpiexec/srun)"),
     "model": ("hpc.models.cli", "AlexNet variants and SqueezeNet v1.1: per-layer shapes, parameters, MACs"),

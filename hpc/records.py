@@ -107,9 +107,10 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     SchemaVersionError saying which version is needed.
 
     v1 (no ``schema_version``) and v2 differ from v3 only in ``params.device``, then a free
-    text label, now an ``hpc.schema.Device`` asked of the runtime. Points that did not run
-    and dataset builds carry no device and convert as they are; a measurement's text label
-    cannot become a Device without guessing, so those records must be produced again.
+    text label, now an ``hpc.schema.Device`` asked of the runtime. Points that did not run,
+    dataset builds and records whose device already is a Device object convert as they
+    are (the latter only for kinds that never had a text label); a measurement's text
+    label cannot become a Device without guessing, so those records must be produced again.
     """
     version = data.get("schema_version", 1)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
@@ -118,9 +119,13 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
             "install the hpc-mri version that wrote it")
     if version == SCHEMA_VERSION:
         return data
+    from hpc.schema.inference import DEVICE_OBJECT_FROM_V2
     device = (data.get("params") or {}).get("device")
-    if str(data.get("kind", "")).startswith("compression") and isinstance(device, dict) and _is_device(device):
-        # the compression stage recorded a Device object already under v2: nothing to convert
+    kind = str(data.get("kind", ""))
+    if (kind.startswith("compression") or kind in DEVICE_OBJECT_FROM_V2) and isinstance(device, dict) \
+            and _is_device(device):
+        # the compression stage and the inference sweep recorded a Device object already
+        # under v2: nothing to convert
         return {**data, "schema_version": SCHEMA_VERSION}
     if data.get("status") == "ok" and data.get("kind") != "dataset":
         raise SchemaVersionError(

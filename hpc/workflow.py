@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("experiment-name",
                        help="validate an experiments/*.yaml and print its name (for job scripts)")
     n.add_argument("file", help="experiments/<x>.yaml")
-    n.add_argument("--kind", choices=("kernels", "scaling", "training", "compression"),
+    n.add_argument("--kind", choices=("kernels", "scaling", "training", "compression", "inference"),
                    help="fail unless the experiment is of this kind")
     n.set_defaults(func=_experiment_name)
     return parser

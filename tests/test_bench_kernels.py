@@ -138,7 +138,8 @@ def test_study_serial_equals_reference() -> None:
 
 def test_summarize_and_parse_backend() -> None:
     s = bench.summarize([4.0, 1.0, 3.0, 2.0])
-    assert s == {"median_s": 2.5, "iqr_s": pytest.approx(1.5), "min_s": 1.0, "max_s": 4.0}
+    assert s == {"median_s": 2.5, "iqr_s": pytest.approx(1.5), "q1_s": 1.75, "q3_s": 3.25,
+                 "min_s": 1.0, "max_s": 4.0, "rel_iqr": pytest.approx(0.6), "spread_flag": True}
     assert bench.summarize([2.0])["iqr_s"] == 0
     assert bench.parse_backend("numba-cuda:regblock") == bench.BackendSpec("numba-cuda", "regblock")
     assert bench.parse_backend("torch:cuda").label == "torch:cuda"
@@ -148,3 +149,39 @@ def test_summarize_and_parse_backend() -> None:
         bench.measure_matmul(bench.parse_backend("study:fast"), 4, "float64", 1, 0)
     line = json.dumps(bench.matmul_params(bench.parse_backend("numpy"), 8, "float32"))
     assert '"shape": [8, 8, 8]' in line
+
+
+def test_run_order_is_a_seeded_permutation() -> None:
+    from hpc.kernels import cli
+    shuffled = cli.run_order(20, "shuffled", 0)
+    assert sorted(shuffled) == list(range(20)) and shuffled != list(range(20))
+    assert shuffled == cli.run_order(20, "shuffled", 0) != cli.run_order(20, "shuffled", 1)
+    assert cli.run_order(5, "listed", 0) == [0, 1, 2, 3, 4]
+
+
+def test_a_noisy_point_is_flagged_in_the_table() -> None:
+    from hpc.kernels import cli
+    from hpc.records import new_record
+    params = {"op": "maxpool2d", "backend": "numba", "backend_name": "numba", "shape": [1, 1, 8, 8],
+              "kernel": [2, 2], "stride": [2, 2], "padding": [0, 0], "dtype": "float32",
+              "device": {"kind": "cpu", "name": "test CPU"}, "repeats": 5, "warmup": 1}
+    base = {"repeats": 5, "warmup": 1, "median_s": 1e-3, "iqr_s": 5e-4, "min_s": 8e-4, "max_s": 2e-3,
+            "bandwidth_gbs": 1.0, "bound_gbs": 2.0, "bound_fraction": 0.5, "bound_fraction_best": 0.6}
+    noisy = cli.table_row(new_record("kernel", "x", params, {**base, "spread_flag": True}))
+    steady = cli.table_row(new_record("kernel", "x", params, {**base, "spread_flag": False}))
+    assert "NOISY" in noisy[-1] and steady[-1] == "ok"
+    assert noisy[cli.HEADER.index("best fraction")] == "0.60"
+
+
+def test_opencl_points_record_event_and_wall_time() -> None:
+    from hpc.kernels.registry import backend_info
+    if not backend_info("opencl").available:
+        pytest.skip(f"OpenCL (PoCL) is not available here: {backend_info('opencl').reason}")
+    params, m = bench.measure_pool(bench.parse_backend("opencl"), "maxpool2d", (1, 1, 64, 64), 2, 2, 0,
+                                   "float32", 3, 1)
+    assert m["median_s"] == m["event_median_s"]          # kernel-only, profiling events
+    assert m["wall_median_s"] > m["event_median_s"]      # the whole host call contains it
+    assert "wall_median_s" in params["timing"]
+    _, cpu = bench.measure_pool(bench.parse_backend("numpy"), "maxpool2d", (1, 1, 64, 64), 2, 2, 0,
+                                "float32", 3, 1)
+    assert cpu["wall_median_s"] == cpu["median_s"] and "event_median_s" not in cpu

@@ -36,7 +36,7 @@ def test_missing_config_file_names_the_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_experiment_validates(path: Path) -> None:
     spec = load_experiment(path)
-    assert spec["kind"] in ("kernels", "scaling", "training", "compression")
+    assert spec["kind"] in ("kernels", "scaling", "training", "compression", "inference")
 
 
 def test_experiment_of_another_kind_is_refused_naming_the_file() -> None:

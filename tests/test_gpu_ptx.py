@@ -39,9 +39,9 @@ needs_nvvm = pytest.mark.skipif(bool(NVVM_REASON), reason=NVVM_REASON or "ok")
 def test_numba_cuda_kernels_compile(cc) -> None:
     import numba
     from numba import cuda
-    max_k, avg_k = nc._pool_kernels()
     i64 = numba.int64
     for dt in ("float16", "float32", "float64", "int8", "uint8", "int16", "int32", "int64"):
+        max_k, avg_k = nc._pool_kernels(nc.accumulator_dtype(dt).name)
         arr = numba.from_dtype(np.dtype(dt))[:, :, :, ::1]
         cuda.compile_ptx(max_k.py_func, (arr, arr) + (i64,) * 7, cc=cc)
         if dt.startswith("float"):
@@ -66,9 +66,9 @@ def _nvrtc():
 
 
 @pytest.mark.parametrize("source,names", [
-    (backend_cupy._POOL_SOURCE, [f"{op}pool<{c}>" for op in ("max", "avg") for c in backend_cupy._CTYPE.values()]),
+    *[backend_cupy.pool_source(dt) for dt in backend_cupy._CTYPE],
     (backend_cupy._MATMUL_SOURCE, ["regblock<float>", "regblock<double>"]),
-], ids=["pool", "matmul"])
+], ids=[f"pool-{dt}" for dt in backend_cupy._CTYPE] + ["matmul"])
 def test_cupy_sources_compile_with_nvrtc(source, names) -> None:
     import os
     nvrtc, reason = _nvrtc()
@@ -85,5 +85,17 @@ def test_cupy_sources_compile_with_nvrtc(source, names) -> None:
     log = b" " * size
     nvrtc.nvrtcGetProgramLog(prog, log)
     if err != nvrtc.nvrtcResult.NVRTC_SUCCESS and b"cuda_fp16.h" in log and b"cannot open" in log:
+        assert "cuda_fp16.h" in source, "only the float16 module may need the CUDA headers"
         pytest.skip("NVRTC found but not the CUDA headers (set CUDA_HOME)")
     assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, log.decode(errors="replace")
+
+
+def test_only_the_float16_pool_module_includes_cuda_headers() -> None:
+    """A missing <cuda_fp16.h> must not break float32 pooling (each dtype compiles alone)."""
+    for dt in backend_cupy._CTYPE:
+        code, names = backend_cupy.pool_source(dt)
+        assert ("#include" in code) == (dt == "float16"), dt
+        assert names[0].startswith("maxpool<")
+        assert any(n.startswith("avgpool<") for n in names) == dt.startswith("float")
+    assert backend_cupy.pool_source("float16")[1][1] == "avgpool<__half, float>"
+    assert backend_cupy.pool_source("float64")[1][1] == "avgpool<double, double>"

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,10 +117,14 @@ def test_scale_driver_writes_one_record_per_point(tmp_path):
         assert p["shape"][0] == expected_rows[p["op"]][p["mode"]]     # weak: rows grow with ranks
         assert p["ranks"] == 2 and len(p["hosts"]) == 2 and p["mpi_library_version"]
         assert p["devices"] == devices.split(",") * (2 if devices == "cpu" else 1)
-        assert len(m["rank_compute_s"]) == 2 and m["load_imbalance"] >= 1.0
-        assert m["total_s"] >= m["compute_s"] > 0
+        rc = m["rank_compute_s"]
+        assert len(rc) == 2 and m["load_imbalance"] == pytest.approx(max(rc) / (sum(rc) / 2))
+        assert m["total_s"] == pytest.approx(float(np.median(m["total_s_repeats"])))
+        assert m["compute_s"] == pytest.approx(float(np.median(m["compute_s_repeats"]))) and m["compute_s"] > 0
         if p["path"] == "scatter":
             assert m["distribute_s"] > 0 and m["gather_s"] > 0
+        elif p.get("algorithm") == "summa":  # its panel broadcasts are distribution
+            assert m["distribute_s"] > 0 and m["read_s"] > 0 and m["write_s"] > 0
         else:
             assert m["distribute_s"] == 0 and m["read_s"] > 0 and m["write_s"] > 0
         if p["op"] == "maxpool2d":

@@ -158,6 +158,11 @@ def test_experiment_file_and_lr_find(h5: Path, tmp_path: Path, hpc) -> None:
             str(tmp_path / "lr"), "--num-iter", "30", "--end-lr", "1")
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "lr" / "lr_find.json").read_text())
-    assert 1e-7 <= summary["suggested_lr"] <= 1
+    # known value: the steepest descent of the smoothed curve the run wrote (recomputed here)
+    from hpc.train.lr_find import suggest
+    rows = [line.split(",") for line in (tmp_path / "lr" / "lr_find.csv").read_text().splitlines()[1:]]
+    lrs, smoothed = [float(r[0]) for r in rows], [float(r[2]) for r in rows]
+    assert summary["suggested_lr"] == pytest.approx(suggest(lrs, smoothed)[0], rel=1e-5)
+    assert lrs[0] == pytest.approx(1e-7) and lrs == sorted(lrs)  # the requested grid, ascending
     assert (tmp_path / "lr" / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
     assert len((tmp_path / "lr" / "lr_find.csv").read_text().splitlines()) == summary["steps"] + 1

@@ -21,7 +21,8 @@ def sandbox(tmp_path_factory):
 
 def expected_jobs(config_path) -> dict[str, int]:
     """Jobs per rule, worked out from the experiment files the way the issue specifies:
-    one benchmark job per backend, one MPI job per (mode, ranks), one job per training run."""
+    one benchmark job per backend, one MPI job per (mode, ranks), one job per training run,
+    one inference job per (model, backend)."""
     cfg = load_config(REPO / "config/config.yaml")
     if config_path is not None:
         cfg["experiments"] = yaml.safe_load((REPO / config_path).read_text())["experiments"]
@@ -45,6 +46,10 @@ def expected_jobs(config_path) -> dict[str, int]:
             add("compress_run", len(spec["runs"]))
             if any(run["method"] != "conv" for run in spec["runs"]):
                 add("compress_base")
+        elif spec["kind"] == "inference":
+            for _model in spec["models"]:
+                for b in spec["backends"]:
+                    add("bench_inference_gpu" if b == "torch-cuda" else "bench_inference")
         else:
             for run in spec["runs"]:
                 ranks = run.get("ranks", 1)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hpc.analysis import DEFAULT_TEMPLATE, plots, published, section_accuracy, section_hosts, tables
+from hpc.analysis import section_inference_batch
 from hpc.analysis.aggregate import load_frame, make_readable
 from hpc.atomic import atomic_path
 
@@ -565,7 +566,7 @@ def build_context(df: pd.DataFrame, sink: plots.FigureSink, title: str = "HPC MR
     from hpc.analysis.section_compression import compression_section
     body = [dataset_section(df), kernel_section(df, sink), scaling_section(df, sink),
             training_section(df, sink), compression_section(df, sink),
-            section_inference_opencl.section(df),
+            section_inference_opencl.section(df), section_inference_batch.section(df, sink),
             references_section(df, refs_path, system)]
     failures = failures_section(df)
     sections = [summary_section(df, body), provenance_section(df), *body, published_section(), failures]

@@ -129,7 +129,7 @@ def _plain_ints(value: Any) -> Any:
 
 def _pool(x: Any, op: str, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair,
           ceil_mode: bool, count_include_pad: bool, divisor_override: int | None,
-          backend: str, variant: str | None) -> Any:
+          backend: str, variant: str | None, out: Any = None) -> Any:
     op_name = f"{op}pool2d"
     shape = _check_pool_input(x, op_name, floating_only=(op == "avg"))
     geom: PoolGeometry = pool_geometry(shape[-2], shape[-1], _plain_ints(kernel_size),
@@ -148,40 +148,55 @@ def _pool(x: Any, op: str, kernel_size: IntOrPair, stride: IntOrPair | None, pad
     kwargs.update(_variant_kwargs(module, name, variant, "pool"))
     if "divisor_override" in kwargs and not _accepts(module.pool2d, "divisor_override"):
         raise ValueError(f"backend={name!r} does not support divisor_override")
+    if out is not None:
+        if not _accepts(module.pool2d, "out"):
+            raise ValueError(f"backend={name!r} does not support out= (backends that do: numba)")
+        if tuple(int(d) for d in out.shape) != out_shape:
+            raise ValueError(f"{op_name}: out has shape {tuple(out.shape)}, expected {out_shape}")
+        if isinstance(out, np.ndarray) and not out.flags.c_contiguous:
+            raise ValueError(f"{op_name}: out must be C-contiguous (a reshaped copy would not "
+                             f"receive the result)")
+        kwargs["out"] = arrays.reshape(out, (n, c, geom.out_h, geom.out_w))
     if n * c == 0:  # empty batch: nothing to compute, answer with the right shape and kind
         from . import backend_numpy
         empty = backend_numpy.empty_result(x, out_shape)
         return arrays.convert_like(empty, x)
     x4 = arrays.reshape(x, (n, c, shape[-2], shape[-1]))
     result = module.pool2d(x4, geom, op, bool(count_include_pad), **kwargs)
+    if out is not None:
+        return out
     return arrays.convert_like(arrays.reshape(result, out_shape), x)
 
 
 def maxpool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None,
               padding: IntOrPair = 0, ceil_mode: bool = False, backend: str = "auto",
-              *, variant: str | None = None) -> Any:
+              *, variant: str | None = None, out: Any = None) -> Any:
     """2-D max pooling with ``torch.nn.functional.max_pool2d`` semantics.
 
     ``x``: (H, W), (C, H, W) or (N, C, H, W) NumPy/torch/CuPy/numba.cuda array of a float or
     integer dtype. ``stride`` defaults to ``kernel_size``. ``backend``: a registry name or
     ``"auto"`` (best available for the input's array kind). ``variant``: a kernel variant of
     the chosen backend (see its ``VARIANTS``). Returns the same kind of array as ``x``.
+    ``out``: a C-contiguous array of the result's shape and ``x``'s dtype to write into and
+    return (backends with an ``out`` parameter only: numba), so repeated calls need not
+    allocate and first-touch a fresh output each time.
     """
-    return _pool(x, "max", kernel_size, stride, padding, ceil_mode, True, None, backend, variant)
+    return _pool(x, "max", kernel_size, stride, padding, ceil_mode, True, None, backend, variant, out)
 
 
 def avgpool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None,
               padding: IntOrPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,
               divisor_override: int | None = None, backend: str = "auto",
-              *, variant: str | None = None) -> Any:
+              *, variant: str | None = None, out: Any = None) -> Any:
     """2-D average pooling with ``torch.nn.functional.avg_pool2d`` semantics.
 
     Floating-point input only (see the module docstring for why integers are refused).
     ``count_include_pad``: whether implicit zero padding counts in the divisor;
-    ``divisor_override``: a fixed non-zero divisor for every window.
+    ``divisor_override``: a fixed non-zero divisor for every window. ``out``: as for
+    ``maxpool2d``.
     """
     return _pool(x, "avg", kernel_size, stride, padding, ceil_mode, count_include_pad,
-                 divisor_override, backend, variant)
+                 divisor_override, backend, variant, out)
 
 
 def matmul(a: Any, b: Any, backend: str = "auto", variant: str | None = None) -> Any:

@@ -44,18 +44,25 @@ _CTYPE = {
 _BLOCK = (32, 8, 1)
 _MAX_GRID_YZ = 65535
 
-_POOL_SOURCE = r"""
-#include <cuda_fp16.h>
-
-template <typename T> __device__ __forceinline__ double to_double(T v) { return (double)v; }
-template <> __device__ __forceinline__ double to_double<__half>(__half v) { return (double)__half2float(v); }
-template <typename T> __device__ __forceinline__ T from_double(double v) { return (T)v; }
-template <> __device__ __forceinline__ __half from_double<__half>(double v) { return __double2half(v); }
+# Pooling source: generic templates, plus the __half specialisations in the float16
+# module only. Each dtype is its own RawModule, compiled on first use: float16 needs
+# <cuda_fp16.h>, which NVRTC finds only where the CUDA headers are installed (the
+# ``cupy-cuda12x[ctk]`` extra, or a CUDA toolkit with CUDA_PATH set); compiling every dtype
+# in one module let a missing header break float32 pooling too.
+_POOL_COMMON = r"""
+template <typename T, typename A> __device__ __forceinline__ A to_acc(T v) { return (A)v; }
+template <typename T, typename A> __device__ __forceinline__ T from_acc(A v) { return (T)v; }
 template <typename T> __device__ __forceinline__ bool gt_or_nan(T v, T m) { return v > m || v != v; }
+"""
+_POOL_HALF = r"""
+#include <cuda_fp16.h>
+template <> __device__ __forceinline__ float to_acc<__half, float>(__half v) { return __half2float(v); }
+template <> __device__ __forceinline__ __half from_acc<__half, float>(float v) { return __float2half(v); }
 template <> __device__ __forceinline__ bool gt_or_nan<__half>(__half v, __half m) {
     return __hgt(v, m) || __hisnan(v);
 }
-
+"""
+_POOL_KERNELS = r"""
 template <typename T>
 __global__ void maxpool(const T* __restrict__ x, T* __restrict__ out, long long planes,
                         int H, int W, int OH, int OW, int kh, int kw, int sh, int sw, int ph, int pw) {
@@ -80,7 +87,8 @@ __global__ void maxpool(const T* __restrict__ x, T* __restrict__ out, long long 
     }
 }
 
-template <typename T>
+// A: the accumulator, float for float/__half input, double for double (see accumulator_ctype).
+template <typename T, typename A>
 __global__ void avgpool(const T* __restrict__ x, T* __restrict__ out, long long planes,
                         int H, int W, int OH, int OW, int kh, int kw, int sh, int sw, int ph, int pw,
                         int include_pad, int override_div) {
@@ -92,20 +100,39 @@ __global__ void avgpool(const T* __restrict__ x, T* __restrict__ out, long long 
             int hp = min(h0 + kh, H + ph) - h0;
             for (int ox = blockIdx.x * blockDim.x + threadIdx.x; ox < OW; ox += gridDim.x * blockDim.x) {
                 int w0 = ox * sw - pw, ws = max(w0, 0), we = min(w0 + kw, W);
-                double acc = 0.0;
+                A acc = (A)0;
                 for (int i = hs; i < he; ++i) {
                     const T* row = xp + (long long)i * W;
-                    for (int j = ws; j < we; ++j) acc += to_double(row[j]);
+                    for (int j = ws; j < we; ++j) acc += to_acc<T, A>(row[j]);
                 }
                 int div = override_div != 0 ? override_div
                         : include_pad ? hp * (min(w0 + kw, W + pw) - w0)
                         : (he - hs) * (we - ws);
-                op[(long long)oy * OW + ox] = from_double<T>(acc / div);
+                op[(long long)oy * OW + ox] = from_acc<T, A>(acc / (A)div);
             }
         }
     }
 }
 """
+
+
+def accumulator_ctype(dtype: Any) -> str:
+    """C type of the average-pooling accumulator: double for float64, float otherwise."""
+    return "double" if np.dtype(dtype) == np.float64 else "float"
+
+
+def pool_source(dtype: Any) -> tuple[str, list[str]]:
+    """(CUDA source, name expressions) of the pooling module for one dtype."""
+    name = np.dtype(dtype).name
+    if name not in _CTYPE:
+        raise TypeError(f"dtype {name}: cupy pooling supports {', '.join(_CTYPE)}")
+    ctype = _CTYPE[name]
+    code = _POOL_COMMON + (_POOL_HALF if name == "float16" else "") + _POOL_KERNELS
+    names = [f"maxpool<{ctype}>"]
+    if np.dtype(dtype).kind == "f":
+        names.append(f"avgpool<{ctype}, {accumulator_ctype(dtype)}>")
+    return code, names
+
 
 _BM, _BN, _BK, _TM, _TN = 128, 128, 8, 8, 8
 _MATMUL_SOURCE = r"""
@@ -187,10 +214,16 @@ def probe() -> tuple[bool, str, str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _pool_module() -> Any:
+def _pool_module(dtype_name: str) -> Any:
+    """The pooling module of one dtype, compiled by NVRTC on first use (see pool_source)."""
     import cupy
-    names = [f"{op}pool<{c}>" for op in ("max", "avg") for c in _CTYPE.values()]
-    return cupy.RawModule(code=_POOL_SOURCE, options=("--std=c++14",), name_expressions=names)
+    code, names = pool_source(dtype_name)
+    try:
+        return cupy.RawModule(code=code, options=("--std=c++14",), name_expressions=names)
+    except Exception as exc:
+        hint = (" float16 needs <cuda_fp16.h>: pip install 'cupy-cuda12x[ctk]' or point CUDA_PATH "
+                "at a CUDA toolkit" if dtype_name == "float16" else "")
+        raise RuntimeError(f"cupy: compiling the {dtype_name} pooling kernels failed: {exc}.{hint}") from exc
 
 
 @functools.lru_cache(maxsize=None)
@@ -206,11 +239,16 @@ def pool_launch_config(n_planes: int, out_h: int, out_w: int) -> tuple[tuple[int
     return grid, _BLOCK
 
 
-def pool2d_device(x: Any, out: Any, geom: PoolGeometry, op: str, count_include_pad: bool,
-                  divisor_override: int | None = None) -> None:
-    """Launch on C-contiguous CuPy arrays (x: N,C,H,W; out preallocated); asynchronous."""
-    ctype = _CTYPE[np.dtype(x.dtype).name]
-    kernel = _pool_module().get_function(f"{op}pool<{ctype}>")
+def pool_launcher(x: Any, out: Any, geom: PoolGeometry, op: str, count_include_pad: bool = True,
+                  divisor_override: int | None = None) -> Any:
+    """A zero-argument function launching the pooling kernel on these arrays (the module
+    compiled and the function looked up once, here, outside any timed loop)."""
+    dname = np.dtype(x.dtype).name
+    ctype = _CTYPE[dname]
+    expr = f"maxpool<{ctype}>" if op == "max" else f"avgpool<{ctype}, {accumulator_ctype(dname)}>"
+    if op not in ("max", "avg"):
+        raise ValueError(f"op={op!r}: expected 'max' or 'avg'")
+    kernel = _pool_module(dname).get_function(expr)
     n, c, h, w = x.shape
     grid, block = pool_launch_config(n * c, geom.out_h, geom.out_w)
     args = [np.int64(n * c), np.int32(h), np.int32(w), np.int32(geom.out_h), np.int32(geom.out_w),
@@ -218,9 +256,14 @@ def pool2d_device(x: Any, out: Any, geom: PoolGeometry, op: str, count_include_p
             np.int32(geom.stride[1]), np.int32(geom.padding[0]), np.int32(geom.padding[1])]
     if op == "avg":
         args += [np.int32(bool(count_include_pad)), np.int32(divisor_override or 0)]
-    elif op != "max":
-        raise ValueError(f"op={op!r}: expected 'max' or 'avg'")
-    kernel(grid, block, (x, out, *args))
+    full = (x, out, *args)
+    return lambda: kernel(grid, block, full)
+
+
+def pool2d_device(x: Any, out: Any, geom: PoolGeometry, op: str, count_include_pad: bool,
+                  divisor_override: int | None = None) -> None:
+    """Launch on C-contiguous CuPy arrays (x: N,C,H,W; out preallocated); asynchronous."""
+    pool_launcher(x, out, geom, op, count_include_pad, divisor_override)()
 
 
 def pool2d(x: Any, geom: PoolGeometry, op: str, count_include_pad: bool = True,

@@ -1,19 +1,25 @@
 """Timing logic of ``hpc bench kernels``: one measured point -> (params, metrics).
 
 What a point reports, and why:
-- the median of ``repeats`` timed calls after ``warmup`` untimed ones (JIT compilation,
-  caches, GPU clocks), with the spread as IQR, min and max, because one number hides
-  noise;
-- on GPUs the kernel time comes from CUDA events around the launch on device-resident
-  data, and the host->device / device->host transfers are timed separately (``h2d_s``,
-  ``d2h_s``): the issue's point is that the study's per-window round trips, not the
-  arithmetic, cost the time;
-- ``bytes_moved`` = input bytes + output bytes, ``bandwidth_gbs`` = bytes_moved / median;
-- the *bound measured in the same run* on the same device: a plain copy of the input
-  (``np.copyto`` on the CPU, a device-to-device copy on CUDA, ``enqueue_copy`` on OpenCL),
-  whose bandwidth counts read + write (2 x input bytes); ``bound_fraction`` = bandwidth /
-  bound. For matmul the bound is BLAS (NumPy) or cuBLAS (CuPy, else torch CUDA with TF32
-  off) GFLOP/s of the same product.
+- host backends (CPU, OpenCL host calls, the study's round trips): wall-clock time after a
+  warm-up that runs until timings settle, the kernel and its copy bound timed in
+  interleaved random-order rounds (``hpc.kernels.sampling``: why each step);
+- CUDA backends (numba-cuda, CuPy, torch CUDA): CUDA events around loops of back-to-back
+  launches with the L2 flushed between samples and inputs rotated past L2, launch overhead
+  on its own (``hpc.kernels.gpu_timing``); host<->device transfers are timed separately
+  (``h2d_s``, ``d2h_s``);
+- the spread: min, quartiles, median, max, ``rel_iqr`` and ``spread_flag`` (too noisy);
+- ``bytes_moved`` = input + output bytes, ``bandwidth_gbs`` = bytes_moved / median;
+- the *bound measured in the same run* on the same device: a copy of the input
+  (``np.copyto`` on the CPU; on CUDA the faster of a device memcpy and a copy kernel,
+  both reported; ``enqueue_copy`` on OpenCL), counted as read + write (2 x input bytes);
+  ``bound_fraction`` = bandwidth / bound (medians), ``bound_fraction_best`` the same from
+  the minima (the least load-sensitive figure on a shared machine). For matmul the bound
+  is BLAS (NumPy) or cuBLAS (CuPy, else torch CUDA) GFLOP/s with TF32 off (recorded in
+  ``params["tf32"]``), and the result must be within the float32-accumulation tolerance
+  (``hpc.kernels.tolerance``).
+- OpenCL: ``median_s`` is the kernel-only profiling-event time, ``wall_median_s`` the host
+  wall time of the whole call; every backend has ``wall_median_s``, the like-for-like column.
 
 Backends are named ``name[:variant]`` (``numba-cuda:regblock``, ``study:serial``);
 ``torch:cuda`` runs the torch backend on CUDA tensors. Nothing here prints; the CLI does.
@@ -31,6 +37,7 @@ import numpy as np
 from hpc.kernels import registry
 from hpc.kernels.geometry import PoolGeometry, pool_geometry
 from hpc.kernels.registry import BackendUnavailableError
+from hpc.kernels.sampling import WarmupPolicy, interleaved, summarize, wall_timer, warm_up
 
 POOL_OPS = ("maxpool2d", "avgpool2d")
 OPS = POOL_OPS + ("matmul",)
@@ -64,15 +71,6 @@ def parse_backend(text: str) -> BackendSpec:
     if variant == "":
         return BackendSpec(name)
     return BackendSpec(name, variant)
-
-
-def summarize(samples: list[float]) -> dict[str, float]:
-    """Median and spread of timing samples (seconds)."""
-    if not samples:
-        raise ValueError("summarize: no samples")
-    xs = sorted(samples)
-    q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else (xs[0],) * 3
-    return {"median_s": statistics.median(xs), "iqr_s": q3 - q1, "min_s": xs[0], "max_s": xs[-1]}
 
 
 def pool_bytes(shape: tuple[int, int, int, int], geom: PoolGeometry, itemsize: int) -> int:
@@ -114,147 +112,31 @@ def time_calls(fn: Callable[[], Any], repeats: int, warmup: int,
     return [timer(fn) for _ in range(repeats)]
 
 
-def wall_timer(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+# --------------------------------------------------------------------------- host (CPU) timing
+def host_policy(warmup: int) -> WarmupPolicy:
+    """The warm-up policy of a host point: at least ``warmup`` calls and 0.2 s, until the
+    last three timings agree within 15 % (see hpc.kernels.sampling)."""
+    return WarmupPolicy(min_calls=warmup)
 
 
-# --------------------------------------------------------------------------- device helpers
-class _Device:
-    """How to move data to a device, time work there and copy on it (the bound)."""
-
-    name = "cpu"
-
-    def to_device(self, x: np.ndarray) -> Any:
-        return x
-
-    def to_host(self, x: Any) -> np.ndarray:
-        return np.asarray(x)
-
-    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
-        return np.empty(shape, dtype=dtype)
-
-    def sync(self) -> None:
-        pass
-
-    def timer(self, fn: Callable[[], Any]) -> float:
-        return wall_timer(fn)
-
-    def copy(self, dst: Any, src: Any) -> None:
-        np.copyto(dst, src)
+def time_host_pair(kernel: Callable[[], Any], copy: Callable[[], Any], repeats: int, warmup: int,
+                   kernel_timer: Callable[[Callable[[], Any]], float] = wall_timer,
+                   seed: int = 0) -> tuple[list[float], list[float], dict[str, Any]]:
+    """Warm the kernel and its copy bound up until settled, then time them interleaved."""
+    policy = host_policy(warmup)
+    info = warm_up(kernel, policy, kernel_timer)
+    warm_up(copy, policy)
+    s = interleaved({"kernel": kernel, "copy": copy}, repeats,
+                    {"kernel": kernel_timer, "copy": wall_timer}, seed=seed)
+    return s["kernel"], s["copy"], info
 
 
-class _NumbaCuda(_Device):
-    name = "cuda"
-
-    def __init__(self) -> None:
-        from numba import cuda
-        from hpc.kernels.cuda_common import simulator_enabled
-        self.cuda = cuda
-        self.sim = simulator_enabled()
-
-    def to_device(self, x: np.ndarray) -> Any:
-        return self.cuda.to_device(x)
-
-    def to_host(self, x: Any) -> np.ndarray:
-        return x.copy_to_host()
-
-    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
-        return self.cuda.device_array(shape, dtype=dtype)
-
-    def sync(self) -> None:
-        self.cuda.synchronize()
-
-    def timer(self, fn: Callable[[], Any]) -> float:
-        if self.sim:  # simulator events have no timing
-            t0 = time.perf_counter()
-            fn()
-            self.sync()
-            return time.perf_counter() - t0
-        start, end = self.cuda.event(), self.cuda.event()
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        return self.cuda.event_elapsed_time(start, end) / 1e3
-
-    def copy(self, dst: Any, src: Any) -> None:
-        dst.copy_to_device(src)
-
-
-class _Cupy(_Device):
-    name = "cuda"
-
-    def __init__(self) -> None:
-        import cupy
-        self.cp = cupy
-
-    def to_device(self, x: np.ndarray) -> Any:
-        return self.cp.asarray(x)
-
-    def to_host(self, x: Any) -> np.ndarray:
-        return self.cp.asnumpy(x)
-
-    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
-        return self.cp.empty(shape, dtype=dtype)
-
-    def sync(self) -> None:
-        self.cp.cuda.Device().synchronize()
-
-    def timer(self, fn: Callable[[], Any]) -> float:
-        start, end = self.cp.cuda.Event(), self.cp.cuda.Event()
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        return self.cp.cuda.get_elapsed_time(start, end) / 1e3
-
-    def copy(self, dst: Any, src: Any) -> None:
-        self.cp.copyto(dst, src)
-
-
-class _TorchCuda(_Device):
-    name = "cuda"
-
-    def __init__(self) -> None:
-        import torch
-        if not torch.cuda.is_available():
-            raise BackendUnavailableError("backend='torch:cuda' is not available here: no CUDA GPU "
-                                          "(torch.cuda.is_available() is False)")
-        self.torch = torch
-
-    def to_device(self, x: np.ndarray) -> Any:
-        return self.torch.from_numpy(x).to("cuda")
-
-    def to_host(self, x: Any) -> np.ndarray:
-        return x.cpu().numpy()
-
-    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
-        return self.torch.empty(shape, dtype=getattr(self.torch, np.dtype(dtype).name), device="cuda")
-
-    def sync(self) -> None:
-        self.torch.cuda.synchronize()
-
-    def timer(self, fn: Callable[[], Any]) -> float:
-        start = self.torch.cuda.Event(enable_timing=True)
-        end = self.torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3
-
-    def copy(self, dst: Any, src: Any) -> None:
-        dst.copy_(src)
-
-
-class _OpenCL(_Device):
+class _OpenCL:
     """The OpenCL backend takes host arrays and times its own transfers and kernel with
-    profiling events (``module.last_timings``); the bound is an on-device ``enqueue_copy``
-    of the same bytes, timed with profiling events on the backend's own queue."""
-
-    name = "opencl"
+    profiling events (``module.last_timings``). Both clocks are kept: ``event`` (kernel
+    only) and ``wall`` (the whole host call, transfers and allocation included, what the
+    CPU backends' ``median_s`` is) so tables can compare like with like. The bound is an
+    on-device ``enqueue_copy`` of the same bytes, timed with profiling events."""
 
     def __init__(self, module: Any) -> None:
         import pyopencl as cl
@@ -268,9 +150,11 @@ class _OpenCL(_Device):
             self.queue = cl.CommandQueue(
                 self.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
         self.transfers: list[tuple[float, float]] = []
+        self.wall: list[float] = []
 
     def timer(self, fn: Callable[[], Any]) -> float:
         t_wall = wall_timer(fn)
+        self.wall.append(t_wall)
         t = getattr(self.module, "last_timings", None) or {}
         if "kernel_s" not in t:
             return t_wall
@@ -295,16 +179,6 @@ class _OpenCL(_Device):
         wall = time_calls(once, repeats, warmup)
         timed = samples[warmup:]
         return wall if any(v != v for v in timed) else timed
-
-
-def _device_for(spec: BackendSpec, module: Any) -> _Device:
-    if spec.device == "cuda":
-        return _TorchCuda()
-    if spec.name == "numba-cuda":
-        return _NumbaCuda()
-    if spec.name == "cupy":
-        return _Cupy()
-    return _Device()
 
 
 def _record_device(spec: BackendSpec, module: Any) -> dict[str, Any]:
@@ -345,35 +219,130 @@ def _variant_kw(spec: BackendSpec) -> dict[str, str]:
     return {"variant": spec.variant} if spec.variant is not None else {}
 
 
-@functools.lru_cache(maxsize=16)
-def _cpu_copy_bound(shape: tuple[int, ...], dtype: str, repeats: int, warmup: int) -> dict[str, float]:
-    src = _cached_input(shape, dtype)
-    dst = np.empty_like(src)
-    return summarize(time_calls(lambda: np.copyto(dst, src), repeats, warmup))
+# --------------------------------------------------------------------------- CUDA timing
+class _Cuda:
+    """Data placement and launch building for one CUDA front end of the benchmark."""
+
+    def __init__(self, spec: BackendSpec) -> None:
+        from hpc.kernels import gpu_timing
+        if spec.device == "cuda":
+            import torch
+            if not torch.cuda.is_available():
+                raise BackendUnavailableError("backend='torch:cuda' is not available here: no CUDA "
+                                              "GPU (torch.cuda.is_available() is False)")
+            self.kind = "torch"
+        elif spec.name == "cupy":
+            self.kind = "cupy"
+        else:
+            self.kind = "numba"
+        self.rt = gpu_timing.runtime_for(self.kind)
+
+    def to_device(self, x: np.ndarray) -> Any:
+        if self.kind == "torch":
+            import torch
+            return torch.from_numpy(np.ascontiguousarray(x)).to("cuda")
+        if self.kind == "cupy":
+            return self.rt.cp.asarray(x)
+        return self.rt.cuda.to_device(np.ascontiguousarray(x))
+
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        if self.kind == "torch":
+            import torch
+            return torch.empty(shape, dtype=getattr(torch, np.dtype(dtype).name), device="cuda")
+        if self.kind == "cupy":
+            return self.rt.cp.empty(shape, dtype=dtype)
+        return self.rt.cuda.device_array(shape, dtype=dtype)
+
+    def clone(self, xd: Any) -> Any:
+        if self.kind == "torch":
+            return xd.clone()
+        if self.kind == "cupy":
+            return xd.copy()
+        out = self.rt.cuda.device_array(xd.shape, dtype=xd.dtype)
+        out.copy_to_device(xd)
+        return out
+
+    def to_host(self, xd: Any) -> np.ndarray:
+        if self.kind == "torch":
+            return xd.cpu().numpy()
+        if self.kind == "cupy":
+            return self.rt.cp.asnumpy(xd)
+        return xd.copy_to_host()
+
+    def timed_transfer(self, fn: Callable[[], Any]) -> tuple[Any, float]:
+        self.rt.sync()
+        t0 = time.perf_counter()
+        result = fn()
+        self.rt.sync()
+        return result, time.perf_counter() - t0
+
+    def rotated_inputs(self, xd: Any, bytes_per_launch: int) -> list[Any]:
+        """``xd`` and enough device copies that a launch loop reads from HBM, not L2."""
+        from hpc.kernels import gpu_timing
+        if self.rt.host_timed:
+            return [xd]
+        count = gpu_timing.rotation_count(bytes_per_launch, self.rt.l2_bytes())
+        return [xd] + [self.clone(xd) for _ in range(count - 1)]
 
 
-def _device_copy_bound(dev: _Device, xd: Any, repeats: int, warmup: int) -> dict[str, float]:
-    dst = dev.empty(tuple(xd.shape), np.dtype(str(xd.dtype).removeprefix("torch.")))
-    return summarize(time_calls(lambda: dev.copy(dst, xd), repeats, warmup, dev.timer))
+_LAUNCH_OVERHEAD_S: dict[str, float] = {}
 
 
-def _transfer_times(dev: _Device, x: np.ndarray) -> tuple[Any, float]:
-    dev.sync()
-    t0 = time.perf_counter()
-    xd = dev.to_device(x)
-    dev.sync()
-    return xd, time.perf_counter() - t0
+def _cuda_metrics(timing: dict[str, Any], rt: Any) -> dict[str, Any]:
+    """How a CUDA point was timed, plus the front end's launch overhead (measured once per
+    process and front end: one tiny launch + synchronize, host clock)."""
+    keep = ("launches_per_sample", "rotation_buffers", "l2_flush_bytes", "l2_bytes")
+    out = {k: timing[k] for k in keep}
+    if rt.host_timed:
+        out["launch_overhead_s"] = None
+    else:
+        if rt.name not in _LAUNCH_OVERHEAD_S:
+            _LAUNCH_OVERHEAD_S[rt.name] = rt.launch_overhead_s()
+        out["launch_overhead_s"] = _LAUNCH_OVERHEAD_S[rt.name]
+    return out
+
+
+def _pool_launch(spec: BackendSpec, module: Any, cu: _Cuda, xd: Any, out: Any, geom: PoolGeometry,
+                 pool_op: str) -> Callable[[], Any]:
+    if cu.kind == "torch":
+        return lambda: module.pool2d(xd, geom, pool_op, True)  # torch allocates via its cache
+    return module.pool_launcher(xd, out, geom, pool_op, True)
+
+
+def _measure_pool_cuda(spec: BackendSpec, module: Any, x: np.ndarray, geom: PoolGeometry, pool_op: str,
+                       repeats: int, warmup: int, params: dict[str, Any],
+                       metrics: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    from hpc.kernels import gpu_timing
+    cu = _Cuda(spec)
+    xd, metrics["h2d_s"] = cu.timed_transfer(lambda: cu.to_device(x))
+    out_shape = (x.shape[0], x.shape[1], geom.out_h, geom.out_w)
+    out = cu.empty(out_shape, x.dtype)
+    inputs = cu.rotated_inputs(xd, metrics["bytes_moved"])
+    launches = [_pool_launch(spec, module, cu, xi, out, geom, pool_op) for xi in inputs]
+    timing = gpu_timing.time_launches(cu.rt, launches, repeats, warmup)
+    bound = gpu_timing.measure_copy_bound(cu.rt, inputs, cu.empty(tuple(x.shape), x.dtype), x.nbytes,
+                                          repeats, warmup)
+    metrics.update(_cuda_metrics(timing, cu.rt))
+    params["timing"] = timing["timing"]
+    result_dev = module.pool2d(xd, geom, pool_op, True) if cu.kind == "torch" else out
+    if cu.kind == "torch":
+        cu.rt.sync()
+    result, metrics["d2h_s"] = cu.timed_transfer(lambda: cu.to_host(result_dev))
+    return result, timing, bound
 
 
 # --------------------------------------------------------------------------- pooling point
 def measure_pool(spec: BackendSpec, op: str, shape: tuple[int, int, int, int], kernel: int | tuple[int, int],
                  stride: int | tuple[int, int] | None, padding: int | tuple[int, int], dtype: str,
                  repeats: int, warmup: int, ceil_mode: bool = False,
-                 check: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+                 check: bool = False, out_buffer: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Time one pooling point. Raises BackendUnavailableError (skip) or anything (fail).
 
     ``check``: also compare the result with the NumPy reference (a benchmark must not
-    report a fast wrong kernel); costs one reference evaluation.
+    report a fast wrong kernel); costs one reference evaluation. ``out_buffer``: host
+    backends with an ``out=`` parameter (numba) write into one pre-allocated output instead
+    of allocating per call (recorded as ``params["out_buffer"]``); the default measures
+    the default API call.
     """
     if op not in POOL_OPS:
         raise ValueError(f"op={op!r}: expected one of {POOL_OPS}")
@@ -382,74 +351,34 @@ def measure_pool(spec: BackendSpec, op: str, shape: tuple[int, int, int, int], k
     params = pool_params(spec, op, shape, geom, dtype)
     module, info = _resolve(spec, op)
     x = _cached_input(tuple(shape), dtype)
-    itemsize = x.dtype.itemsize
     metrics: dict[str, Any] = {"repeats": repeats, "warmup": warmup,
-                               "bytes_moved": pool_bytes(shape, geom, itemsize),
+                               "bytes_moved": pool_bytes(shape, geom, x.dtype.itemsize),
                                "h2d_s": None, "d2h_s": None}
     kw = _variant_kw(spec)
-    dev = _device_for(spec, module)
     params["device"] = _record_device(spec, module)
-    if isinstance(dev, (_NumbaCuda, _Cupy)):
-        xd, metrics["h2d_s"] = _transfer_times(dev, x)
-        out = dev.empty((shape[0], shape[1], geom.out_h, geom.out_w), x.dtype)
-
-        def run() -> Any:
-            module.pool2d_device(xd, out, geom, pool_op, True)
-            return out
-        samples = time_calls(run, repeats, warmup, dev.timer)
-        bound = _device_copy_bound(dev, xd, repeats, warmup)
-        result_dev = out
-    elif isinstance(dev, _TorchCuda):
-        xd, metrics["h2d_s"] = _transfer_times(dev, x)
-        box: list[Any] = [None]
-
-        def run() -> Any:
-            box[0] = module.pool2d(xd, geom, pool_op, True)
-            return box[0]
-        samples = time_calls(run, repeats, warmup, dev.timer)
-        bound = _device_copy_bound(dev, xd, repeats, warmup)
-        result_dev = box[0]
+    if spec.device == "cuda" or spec.name in ("numba-cuda", "cupy"):
+        result, timing, bound = _measure_pool_cuda(spec, module, x, geom, pool_op, repeats, warmup,
+                                                   params, metrics)
+        samples_stats = {k: v for k, v in timing.items() if k in _STAT_KEYS}
+        metrics.update(samples_stats)
+        metrics.update({k: v for k, v in bound.items() if k != "bound_kind"})
+        params["bound_kind"] = bound["bound_kind"]
     else:
-        box = [None]
-
-        def run() -> Any:
-            box[0] = module.pool2d(x, geom, pool_op, True, **kw)
-            return box[0]
-        if info.device_kind == "opencl":
-            ocl = _OpenCL(module)
-            samples = time_calls(run, repeats, warmup, ocl.timer)
-            if ocl.transfers:
-                metrics["h2d_s"] = statistics.median(t[0] for t in ocl.transfers)
-                metrics["d2h_s"] = statistics.median(t[1] for t in ocl.transfers)
-            bound = summarize(ocl.copy_bound(x.nbytes, repeats, warmup))
-            params["bound_kind"] = "opencl enqueue_copy"
-            params["timing"] = "opencl profiling events (kernel only)"
-        elif spec.name == "study" and spec.variant in getattr(module, "GPU_VARIANTS", ()):
-            samples = time_calls(run, repeats, warmup)
-            ndev = _NumbaCuda()
-            bound = _device_copy_bound(ndev, ndev.to_device(x), repeats, warmup)
-            params["bound_kind"] = "numba.cuda device copy"
-        else:
-            samples = time_calls(run, repeats, warmup)
-            bound = _cpu_copy_bound(tuple(shape), dtype, repeats, warmup)
-        result_dev = box[0]
-    params.setdefault("bound_kind", "np.copyto" if dev.name == "cpu" else f"{spec.name} device copy")
-    if dev.name == "cuda":
-        dev.sync()
-        t0 = time.perf_counter()
-        result = dev.to_host(result_dev)
-        metrics["d2h_s"] = time.perf_counter() - t0
-    else:
-        result = _host(result_dev)
-    stats = summarize(samples)
-    metrics.update(stats)
-    metrics["bandwidth_gbs"] = metrics["bytes_moved"] / stats["median_s"] / GB
-    metrics["bound_copy_median_s"] = bound["median_s"]
-    metrics["bound_gbs"] = 2 * x.nbytes / bound["median_s"] / GB
+        if out_buffer:
+            import inspect
+            if "out" not in inspect.signature(module.pool2d).parameters:
+                raise BackendUnavailableError(f"backend={spec.label!r} has no out= parameter")
+            kw = {**kw, "out": np.empty((shape[0], shape[1], geom.out_h, geom.out_w), dtype=x.dtype)}
+        params["out_buffer"] = bool(out_buffer)
+        result = _measure_pool_host(spec, module, info, x, geom, pool_op, kw, repeats, warmup,
+                                    params, metrics)
+    metrics["bandwidth_gbs"] = metrics["bytes_moved"] / metrics["median_s"] / GB
     metrics["bound_fraction"] = metrics["bandwidth_gbs"] / metrics["bound_gbs"]
+    if metrics.get("bound_min_s"):
+        metrics["bound_fraction_best"] = (metrics["bytes_moved"] / metrics["min_s"]) / (
+            2 * x.nbytes / metrics["bound_min_s"])
     if check:
-        from hpc.kernels.backend_numpy import pool_numpy
-        ref = pool_numpy(x, geom, pool_op, True)
+        ref = _pool_reference(tuple(shape), dtype, geom, pool_op)
         tol = 1e-3 if x.dtype == np.float16 else 1e-5
         metrics["max_abs_error"] = float(np.max(np.abs(result.astype(np.float64) - ref.astype(np.float64)))) \
             if ref.size else 0.0
@@ -457,6 +386,63 @@ def measure_pool(spec: BackendSpec, op: str, shape: tuple[int, int, int, int], k
             raise AssertionError(f"backend {spec.label}: result differs from the NumPy reference "
                                  f"(max abs error {metrics['max_abs_error']:.3g})")
     return params, metrics
+
+
+@functools.lru_cache(maxsize=1)
+def _pool_reference(shape: tuple[int, ...], dtype: str, geom: PoolGeometry, pool_op: str) -> np.ndarray:
+    """The NumPy reference of a point, computed once for all backends of that point."""
+    from hpc.kernels.backend_numpy import pool_numpy
+    return pool_numpy(_cached_input(shape, dtype), geom, pool_op, True)
+
+
+_STAT_KEYS = ("median_s", "iqr_s", "q1_s", "q3_s", "min_s", "max_s", "rel_iqr", "spread_flag")
+
+
+def _measure_pool_host(spec: BackendSpec, module: Any, info: registry.BackendInfo, x: np.ndarray,
+                       geom: PoolGeometry, pool_op: str, kw: dict[str, str], repeats: int, warmup: int,
+                       params: dict[str, Any], metrics: dict[str, Any]) -> np.ndarray:
+    """CPU backends, OpenCL and the study's host-driven GPU round trips: wall-clock timing
+    (OpenCL: profiling events as ``median_s`` and the wall clock as ``wall_median_s``)."""
+    box: list[Any] = [None]
+
+    def run() -> Any:
+        box[0] = module.pool2d(x, geom, pool_op, True, **kw)
+        return box[0]
+    if info.device_kind == "opencl":
+        ocl = _OpenCL(module)
+        samples = time_calls(run, repeats, warmup, ocl.timer)
+        metrics["wall_median_s"] = statistics.median(ocl.wall[warmup:])
+        metrics["event_median_s"] = statistics.median(samples)
+        if ocl.transfers:
+            metrics["h2d_s"] = statistics.median(t[0] for t in ocl.transfers)
+            metrics["d2h_s"] = statistics.median(t[1] for t in ocl.transfers)
+        bound = summarize(ocl.copy_bound(x.nbytes, repeats, warmup))
+        params["bound_kind"] = "opencl enqueue_copy"
+        params["timing"] = "opencl profiling events (kernel only); wall_median_s: host wall clock"
+    elif spec.name == "study" and spec.variant in getattr(module, "GPU_VARIANTS", ()):
+        from hpc.kernels import gpu_timing
+        samples = time_calls(run, repeats, warmup)  # one call is seconds at 1024^2: no settling
+        cu = _Cuda(BackendSpec("numba-cuda"))
+        xd = cu.to_device(x)
+        b = gpu_timing.measure_copy_bound(cu.rt, cu.rotated_inputs(xd, 2 * x.nbytes),
+                                          cu.empty(tuple(x.shape), x.dtype), x.nbytes, repeats, warmup)
+        bound = {"median_s": b["bound_copy_median_s"], "min_s": None}
+        params["bound_kind"] = f"numba.cuda {b['bound_kind']}"
+        params["timing"] = "host wall clock of the whole round trip (per-window copies included)"
+    else:
+        dst = np.empty_like(x)
+        samples, copies, info_w = time_host_pair(run, lambda: np.copyto(dst, x), repeats, warmup)
+        metrics.update(info_w)
+        bound = summarize(copies)
+        params["bound_kind"] = "np.copyto"
+        params["timing"] = "host wall clock, warm-up until settled, interleaved with the copy"
+    stats = summarize(samples)
+    metrics.update(stats)
+    metrics.setdefault("wall_median_s", stats["median_s"])
+    metrics["bound_copy_median_s"] = bound["median_s"]
+    metrics["bound_min_s"] = bound.get("min_s")
+    metrics["bound_gbs"] = 2 * x.nbytes / bound["median_s"] / GB
+    return _host(box[0])
 
 
 def _host(x: Any) -> np.ndarray:
@@ -478,6 +464,31 @@ def matmul_params(spec: BackendSpec, n: int, dtype: str) -> dict[str, Any]:
             "variant": spec.variant, "shape": [n, n, n], "dtype": dtype, "device": None}
 
 
+def make_matmul_input(n: int, dtype: str, seed: int) -> np.ndarray:
+    """Uniform in [-1, 1): zero-mean data, on which a TF32-precision result is 20-500x
+    further from float64 than a float32 one (see hpc.kernels.tolerance)."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, n), dtype=np.dtype(dtype)) * 2 - 1).astype(dtype, copy=False)
+
+
+def disable_tf32() -> dict[str, Any]:
+    """Switch TF32 off for torch's cuBLAS/cuDNN calls; what is set, for the record. CuPy
+    uses TF32 only when CUPY_TF32=1 is in the environment, which is refused here."""
+    import os
+    if os.environ.get("CUPY_TF32", "0") not in ("", "0"):
+        raise RuntimeError("CUPY_TF32 is set: the float32 matmul bound would use TF32; unset it")
+    state: dict[str, Any] = {"cupy_tf32": False}
+    try:
+        import torch
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
+        state["torch_allow_tf32"] = bool(torch.backends.cuda.matmul.allow_tf32)
+    except ImportError:
+        pass
+    return state
+
+
 def measure_matmul(spec: BackendSpec, n: int, dtype: str, repeats: int, warmup: int,
                    check: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Time C = A @ B for n x n operands; bound = BLAS/cuBLAS GFLOP/s in the same run."""
@@ -485,35 +496,35 @@ def measure_matmul(spec: BackendSpec, n: int, dtype: str, repeats: int, warmup: 
         raise ValueError(f"dtype={dtype!r}: matmul supports float32 and float64")
     params = matmul_params(spec, n, dtype)
     module, info = _resolve(spec, "matmul")
-    a = make_input((n, n), dtype, seed=1)
-    b = make_input((n, n), dtype, seed=2)
+    a = make_matmul_input(n, dtype, seed=1)
+    b = make_matmul_input(n, dtype, seed=2)
     flops = matmul_flops(n, n, n)
     metrics: dict[str, Any] = {"repeats": repeats, "warmup": warmup, "flops": flops,
                                "h2d_s": None, "d2h_s": None}
     kw = _variant_kw(spec)
-    dev = _device_for(spec, module)
     params["device"] = _record_device(spec, module)
     bound_samples: list[float] | None = None
-    if dev.name == "cuda":
-        ad, t_a = _transfer_times(dev, a)
-        bd, t_b = _transfer_times(dev, b)
-        metrics["h2d_s"] = t_a + t_b
-        cd = dev.empty((n, n), a.dtype)
-        if isinstance(dev, _TorchCuda):
+    if spec.device == "cuda" or spec.name in ("numba-cuda", "cupy"):
+        from hpc.kernels import gpu_timing
+        params["tf32"] = disable_tf32()
+        cu = _Cuda(spec)
+        (ad, bd), metrics["h2d_s"] = cu.timed_transfer(lambda: (cu.to_device(a), cu.to_device(b)))
+        cd = cu.empty((n, n), a.dtype)
+        if cu.kind == "torch":
             import torch
-            torch.backends.cuda.matmul.allow_tf32 = False
-
-            def run() -> Any:
-                torch.matmul(ad, bd, out=cd)
+            launch = lambda: torch.matmul(ad, bd, out=cd)  # noqa: E731
+        elif cu.kind == "numba":
+            launch = module.matmul_launcher(ad, bd, cd, spec.variant or module.DEFAULT_VARIANT)
         else:
-            def run() -> Any:
-                module.matmul_device(ad, bd, cd, spec.variant or module.DEFAULT_VARIANT)
-        samples = time_calls(run, repeats, warmup, dev.timer)
-        bound_samples, params["bound_kind"] = _cublas_bound(a, b, repeats, warmup)
-        dev.sync()
-        t0 = time.perf_counter()
-        result = dev.to_host(cd)
-        metrics["d2h_s"] = time.perf_counter() - t0
+            variant = spec.variant or module.DEFAULT_VARIANT
+            launch = lambda: module.matmul_device(ad, bd, cd, variant)  # noqa: E731
+        timing = gpu_timing.time_launches(cu.rt, [launch], repeats, warmup)
+        metrics.update({k: v for k, v in timing.items() if k in _STAT_KEYS})
+        metrics.update(_cuda_metrics(timing, cu.rt))
+        params["timing"] = timing["timing"]
+        bound_timing, params["bound_kind"] = _cublas_bound(a, b, repeats, warmup)
+        bound_samples = [bound_timing["median_s"]] if bound_timing else None
+        result, metrics["d2h_s"] = cu.timed_transfer(lambda: cu.to_host(cd))
     else:
         box: list[Any] = [None]
 
@@ -522,21 +533,27 @@ def measure_matmul(spec: BackendSpec, n: int, dtype: str, repeats: int, warmup: 
         if info.device_kind == "opencl":
             ocl = _OpenCL(module)
             samples = time_calls(run, repeats, warmup, ocl.timer)
+            metrics["wall_median_s"] = statistics.median(ocl.wall[warmup:])
+            metrics["event_median_s"] = statistics.median(samples)
             if ocl.transfers:
                 metrics["h2d_s"] = statistics.median(t[0] for t in ocl.transfers)
                 metrics["d2h_s"] = statistics.median(t[1] for t in ocl.transfers)
-            params["timing"] = "opencl profiling events (kernel only)"
-        else:
-            samples = time_calls(run, repeats, warmup)
-        result = _host(box[0])
-        if spec.name == "study" and spec.variant in getattr(module, "GPU_VARIANTS", ()):
-            bound_samples, params["bound_kind"] = _cublas_bound(a, b, repeats, warmup)
-        else:
+            params["timing"] = "opencl profiling events (kernel only); wall_median_s: host wall clock"
             bound_samples = time_calls(lambda: np.matmul(a, b), repeats, warmup)
             params["bound_kind"] = "numpy BLAS"
-    stats = summarize(samples)
-    metrics.update(stats)
-    metrics["gflops"] = flops / stats["median_s"] / GB
+        elif spec.name == "study" and spec.variant in getattr(module, "GPU_VARIANTS", ()):
+            samples = time_calls(run, repeats, warmup)
+            params["tf32"] = disable_tf32()
+            bound_timing, params["bound_kind"] = _cublas_bound(a, b, repeats, warmup)
+            bound_samples = [bound_timing["median_s"]] if bound_timing else None
+        else:
+            samples, bound_samples, info_w = time_host_pair(run, lambda: np.matmul(a, b), repeats, warmup)
+            metrics.update(info_w)
+            params["bound_kind"] = "numpy BLAS"
+        metrics.update(summarize(samples))
+        metrics.setdefault("wall_median_s", metrics["median_s"])
+        result = _host(box[0])
+    metrics["gflops"] = flops / metrics["median_s"] / GB
     if bound_samples:
         bound = summarize(bound_samples)
         metrics["bound_median_s"] = bound["median_s"]
@@ -545,28 +562,35 @@ def measure_matmul(spec: BackendSpec, n: int, dtype: str, repeats: int, warmup: 
     else:
         metrics["bound_median_s"] = metrics["bound_gflops"] = metrics["bound_fraction"] = None
     if check:
-        ref = a.astype(np.float64) @ b.astype(np.float64)
-        err = float(np.max(np.abs(result - ref)))
-        metrics["max_abs_error"] = err
-        tol = (1e-3 if dtype == "float32" else 1e-9) * n
-        if err > tol:
-            raise AssertionError(f"backend {spec.label}: matmul differs from float64 reference by {err:.3g}")
+        from hpc.kernels import tolerance
+        rows = tolerance.check_rows(n)
+        ratio = tolerance.matmul_error_ratio(result, a, b, rows)
+        metrics["error_ratio"] = ratio
+        metrics["max_abs_error"] = float(np.max(np.abs(result[rows] - a[rows].astype(np.float64) @ b)))
+        if ratio > tolerance.MATMUL_TOL_FACTOR:
+            raise AssertionError(
+                f"backend {spec.label}: matmul error is {ratio:.3g}x the float{8 * a.itemsize}-accumulation "
+                f"tolerance (sqrt(k) eps |A||B|; a TF32-precision result fails it)")
     return params, metrics
 
 
-def _cublas_bound(a: np.ndarray, b: np.ndarray, repeats: int, warmup: int) -> tuple[list[float] | None, str]:
-    """cuBLAS GEMM time via CuPy, else torch CUDA (TF32 off); (None, reason) if neither."""
+def _cublas_bound(a: np.ndarray, b: np.ndarray, repeats: int,
+                  warmup: int) -> tuple[dict[str, Any] | None, str]:
+    """cuBLAS GEMM time (CUDA events, TF32 off) via CuPy, else torch CUDA; (None, reason)."""
+    from hpc.kernels import gpu_timing
+    disable_tf32()
     if registry.backend_info("cupy").available:
-        dev = _Cupy()
-        ad, bd = dev.to_device(a), dev.to_device(b)
-        cd = dev.empty(a.shape, a.dtype)
-        return time_calls(lambda: dev.cp.matmul(ad, bd, out=cd), repeats, warmup, dev.timer), "cuBLAS (cupy)"
+        cu = _Cuda(BackendSpec("cupy"))
+        ad, bd = cu.to_device(a), cu.to_device(b)
+        cd = cu.empty(a.shape, a.dtype)
+        return (gpu_timing.time_launches(cu.rt, [lambda: cu.rt.cp.matmul(ad, bd, out=cd)], repeats, warmup),
+                "cuBLAS (cupy, TF32 off)")
     try:
-        tdev = _TorchCuda()
+        cu = _Cuda(BackendSpec("torch", None, "cuda"))
     except (BackendUnavailableError, ImportError):
         return None, "none: no cuBLAS front end (cupy or torch CUDA) here"
-    tdev.torch.backends.cuda.matmul.allow_tf32 = False
-    ad, bd = tdev.to_device(a), tdev.to_device(b)
-    cd = tdev.empty(a.shape, a.dtype)
-    return (time_calls(lambda: tdev.torch.matmul(ad, bd, out=cd), repeats, warmup, tdev.timer),
+    import torch
+    ad, bd = cu.to_device(a), cu.to_device(b)
+    cd = cu.empty(a.shape, a.dtype)
+    return (gpu_timing.time_launches(cu.rt, [lambda: torch.matmul(ad, bd, out=cd)], repeats, warmup),
             "cuBLAS (torch, TF32 off)")

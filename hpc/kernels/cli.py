@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
+import random
 import sys
 import traceback
 from pathlib import Path
@@ -28,7 +30,7 @@ DEFAULT_POOLS = [{"kernel": 2, "stride": 2, "padding": 0}, {"kernel": 3, "stride
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="bench_target", metavar="{kernels}")
+    sub = parser.add_subparsers(dest="bench_target", metavar="{kernels,inference}")
     p = sub.add_parser("kernels", help="pooling/matmul backends vs the same-run copy/BLAS bound",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", type=Path, help="experiments/<x>.yaml of kind 'kernels'")
@@ -46,12 +48,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", nargs="+", dest="dtypes", help="default float32")
     p.add_argument("--repeats", type=int, help="timed calls per point (default 5)")
     p.add_argument("--warmup", type=int, help="untimed calls before timing (default 1)")
+    p.add_argument("--order", choices=("shuffled", "listed"), default="shuffled",
+                   help="run order of the points: shuffled (default, seeded by --seed, so a slow "
+                        "start or a load change does not always hit the same points) or as listed")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffled order (default 0)")
+    p.add_argument("--out-buffer", action="store_true",
+                   help="pooling on backends with out= (numba): write into one pre-allocated output "
+                        "instead of allocating per call (default: the default API call)")
     p.add_argument("--no-check", action="store_true",
                    help="skip comparing each result with the NumPy reference")
     p.add_argument("--output", type=Path, help="JSONL to append to (default results/kernels/<name>.jsonl)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--markdown", action="store_true", help="print the result table as Markdown")
     p.set_defaults(func=run)
+    from hpc.inference.bench_cli import add_parser as add_inference  # light: torch loads in its run()
+    add_inference(sub)
 
 
 def _parse_shape(text: str) -> list[int]:
@@ -125,6 +136,7 @@ def build_sweep(args: argparse.Namespace) -> dict[str, Any]:
                 group.pop(key, None)
     if args.no_check:
         spec["check"] = False
+    spec["out_buffer"] = bool(getattr(args, "out_buffer", False))
     spec["_filter"] = list(args.backends) if (args.experiment is not None and args.backends
                                               and "all" not in args.backends) else None
     return spec
@@ -175,7 +187,18 @@ def point_name(pt: dict[str, Any]) -> str:
             f"p{pool.get('padding', 0)} {pt['dtype']}")
 
 
-def run_point(pt: dict[str, Any], check: bool, experiment: str):
+def run_order(n: int, order: str, seed: int) -> list[int]:
+    """Indices of the points in the order they run: as listed, or a seeded shuffle."""
+    idx = list(range(n))
+    if order == "shuffled":
+        random.Random(seed).shuffle(idx)
+    elif order != "listed":
+        raise ValueError(f"order={order!r}: expected 'shuffled' or 'listed'")
+    return idx
+
+
+def run_point(pt: dict[str, Any], check: bool, experiment: str, run_index: int | None = None,
+              out_buffer: bool = False):
     """Measure one point; returns a Record with status ok / skipped / failed."""
     from hpc.records import new_record
     spec: bench.BackendSpec = pt["backend"]
@@ -188,8 +211,9 @@ def run_point(pt: dict[str, Any], check: bool, experiment: str):
                   "stride": pool.get("stride", pool["kernel"]), "padding": pool.get("padding", 0),
                   "ceil_mode": bool(pool.get("ceil_mode", False)), "dtype": pt["dtype"]}
     params.update({"experiment": experiment, "group": pt["group"],
-                   "repeats": pt["repeats"], "warmup": pt["warmup"]})
+                   "repeats": pt["repeats"], "warmup": pt["warmup"], "run_index": run_index})
     name = point_name(pt)
+    load_start = _loadavg_1m()
     try:
         if pt["op"] == "matmul":
             measured, metrics = bench.measure_matmul(spec, pt["n"], pt["dtype"], pt["repeats"],
@@ -198,7 +222,8 @@ def run_point(pt: dict[str, Any], check: bool, experiment: str):
             pool = pt["pool"]
             measured, metrics = bench.measure_pool(
                 spec, pt["op"], pt["shape"], pool["kernel"], pool.get("stride"), pool.get("padding", 0),
-                pt["dtype"], pt["repeats"], pt["warmup"], bool(pool.get("ceil_mode", False)), check=check)
+                pt["dtype"], pt["repeats"], pt["warmup"], bool(pool.get("ceil_mode", False)), check=check,
+                out_buffer=out_buffer)
     except registry.BackendUnavailableError as exc:
         params["device"] = None   # nothing ran: no device to record
         return new_record("kernel", name, params, {}, status="skipped", error=str(exc))
@@ -206,7 +231,16 @@ def run_point(pt: dict[str, Any], check: bool, experiment: str):
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return new_record("kernel", name, params, {}, status="failed", error=detail)
     params.update(measured)
+    # the machine's load beside every figure: on a shared machine it explains a slow point
+    metrics.update(loadavg_1m_start=load_start, loadavg_1m_end=_loadavg_1m())
     return new_record("kernel", name, params, metrics)
+
+
+def _loadavg_1m() -> float | None:
+    try:
+        return float(os.getloadavg()[0])
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- table
@@ -225,11 +259,13 @@ def table_row(rec: Any) -> list[str]:
         geo = f"{_first(k)}/{_first(s)}/{_first(pad)}"
         rate, bound = _fmt(m.get("bandwidth_gbs"), ".2f") + " GB/s", _fmt(m.get("bound_gbs"), ".2f") + " GB/s"
     if rec.status != "ok":
-        return [p.get("op", ""), p.get("backend", ""), shape, geo, p.get("dtype", ""), "-", "-",
-                "-", "-", "-", f"{rec.status}: {(rec.error or '')[:60]}"]
+        return [p.get("op", ""), p.get("backend", ""), shape, geo, p.get("dtype", ""), "-", "-", "-",
+                "-", "-", "-", "-", f"{rec.status}: {(rec.error or '')[:60]}"]
     med = m["median_s"] * 1e3
+    status = "ok, NOISY (IQR > 25% of median)" if m.get("spread_flag") else "ok"
     return [p["op"], p["backend"], shape, geo, p["dtype"], f"{med:.4g}",
-            f"{m['iqr_s'] * 1e3:.2g}", rate, bound, _fmt(m.get("bound_fraction"), ".2f"), "ok"]
+            f"{m['iqr_s'] * 1e3:.2g}", _fmt(m.get("min_s", None) and m["min_s"] * 1e3, ".4g"), rate, bound,
+            _fmt(m.get("bound_fraction"), ".2f"), _fmt(m.get("bound_fraction_best"), ".2f"), status]
 
 
 def _first(v: Any) -> Any:
@@ -238,8 +274,8 @@ def _first(v: Any) -> Any:
     return v
 
 
-HEADER = ["op", "backend", "shape", "k/s/p", "dtype", "median ms", "IQR ms", "rate", "bound",
-          "fraction", "status"]
+HEADER = ["op", "backend", "shape", "k/s/p", "dtype", "median ms", "IQR ms", "min ms", "rate", "bound",
+          "fraction", "best fraction", "status"]
 
 
 def format_table(records: list[Any], markdown: bool = False) -> str:
@@ -275,14 +311,18 @@ def run(args: argparse.Namespace) -> int:
     points = list(iter_points(spec))
     if not points:
         raise _cli_error("the sweep is empty (no backend/shape left after filtering)")
-    records = []
-    bar = tqdm(points, desc=f"bench {spec['name']}", unit="point", file=sys.stderr,
+    order = run_order(len(points), getattr(args, "order", "listed"), getattr(args, "seed", 0))
+    records: list[Any] = [None] * len(points)
+    bar = tqdm(total=len(points), desc=f"bench {spec['name']}", unit="point", file=sys.stderr,
                disable=args.quiet, dynamic_ncols=True)
-    for pt in bar:
+    for run_index, i in enumerate(order):
+        pt = points[i]
         bar.set_postfix_str(point_name(pt)[:60])
-        rec = run_point(pt, bool(spec.get("check", True)), spec["name"])
+        rec = run_point(pt, bool(spec.get("check", True)), spec["name"], run_index,
+                        bool(spec.get("out_buffer", False)))
         append_record(output, rec)
-        records.append(rec)
+        records[i] = rec
+        bar.update(1)
     bar.close()
     print(format_table(records, markdown=args.markdown))
     counts = {s: sum(r.status == s for r in records) for s in ("ok", "skipped", "failed")}

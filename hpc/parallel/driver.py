@@ -5,9 +5,13 @@ point: build (once, untimed) the input HDF5 file, optionally calibrate per-rank 
 for the weighted split, run ``warmup`` untimed repetitions (JIT compile, CUDA context,
 page faults), then ``repeats`` timed ones with barrier-delimited phases (``PhaseTimer``):
 
-  scatter:      read (rank 0 reads the whole input) | distribute (Scatterv/Isend) | compute |
-                gather (Gatherv) | write (rank 0 writes the whole output)
-  parallel-io:  read (own hyperslab per rank) | compute | write (own slab + virtual dataset)
+  scatter:      read (rank 0 reads the whole input) | distribute (Scatterv/Isend; SUMMA's
+                panel broadcasts too) | h2d | compute | d2h | gather (Gatherv) | write (rank 0
+                writes the whole output)
+  parallel-io:  read (own hyperslab per rank) | [distribute: SUMMA's panel broadcasts] |
+                h2d | compute | d2h | write (own slab + virtual dataset)
+
+``h2d``/``d2h``: host<->device copies of GPU ranks (pooling), so ``compute`` is kernel time.
 
 Each point becomes one ``kind="scaling"`` record (median phase times, total, per-rank compute
 times, load imbalance max/mean, devices, hosts, MPI library version, the node copy bandwidth
@@ -40,7 +44,7 @@ OPS: tuple[str, ...] = POOL_OPS + ("matmul",)
 MODES: tuple[str, ...] = ("strong", "weak")
 PATHS: tuple[str, ...] = ("scatter", "parallel-io")
 SPLITS: tuple[str, ...] = ("even", "weighted")
-PHASES: tuple[str, ...] = ("read", "distribute", "compute", "gather", "write")
+PHASES: tuple[str, ...] = ("read", "distribute", "h2d", "compute", "d2h", "gather", "write")
 
 
 @dataclass
@@ -153,6 +157,13 @@ def input_file(workdir: Path, shape: tuple[int, ...], dtype: str, tag: str = "x"
     return workdir / f"input-{tag}-{'x'.join(map(str, shape))}-{dtype}.h5"
 
 
+def dataset_seed(name: str, band: int) -> list[int]:
+    """Seed of one band of one input dataset: every dataset name its own stream (a seed
+    from ``len(name)`` made matmul's A and B identical)."""
+    import zlib
+    return [zlib.crc32(name.encode()), band]
+
+
 def make_input(comm: Any, path: Path, datasets: dict[str, tuple[int, ...]], dtype: str) -> None:
     """Rank 0 writes (untimed, once) a contiguous, uncompressed HDF5 input with
     deterministic random data, band by band so it never holds more than 64 MiB of it."""
@@ -165,7 +176,7 @@ def make_input(comm: Any, path: Path, datasets: dict[str, tuple[int, ...]], dtyp
                 row_bytes = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
                 band = max(1, (64 << 20) // max(row_bytes, 1))
                 for i, r0 in enumerate(range(0, shape[0], band)):
-                    rng = np.random.default_rng([len(name), i])
+                    rng = np.random.default_rng(dataset_seed(name, i))
                     r1 = min(shape[0], r0 + band)
                     dset[r0:r1] = rng.standard_normal((r1 - r0,) + tuple(shape[1:])).astype(dtype)
     comm.Barrier()
@@ -296,6 +307,7 @@ def _record(s: Settings, pt: Point, ranks: int, shape: tuple[int, ...], runs: li
         if copy_bw:
             metrics.update(copy_bandwidth_gbs=copy_bw["copy_bandwidth_gbs"],
                            rank_copy_bandwidth_gbs=copy_bw["rank_copy_bandwidth_gbs"],
+                           rank_copy_kind=copy_bw["rank_copy_kind"],
                            bound_gbs=copy_bw["copy_bandwidth_gbs"],
                            bound_fraction=metrics["bandwidth_gbs"] / copy_bw["copy_bandwidth_gbs"])
     name = f"{pt.op} {pt.path} {pt.mode} {'x'.join(map(str, shape))} P={ranks}"
@@ -328,7 +340,7 @@ def run(comm: Any, s: Settings) -> list[Record]:
             shape = pt.shape(ranks)
             share = shape[0] * shape[1] * np.dtype(s.dtype).itemsize // ranks
             if share not in copy_cache:
-                copy_cache[share] = bandwidth.copy_bandwidth(comm, share)
+                copy_cache[share] = bandwidth.copy_bandwidth(comm, share, dev.kind)
             copy_bw = copy_cache[share]
         if comm.Get_rank() == 0:
             print(f"[{i}/{len(todo)}] {pt.op} {pt.mode} size={pt.size} path={pt.path}"

@@ -9,6 +9,10 @@ dimension over grid rows, columns over grid columns) and of C. For each inner-di
 panel the owner column broadcasts its A panel along the grid row and the owner row its B
 panel along the grid column; every rank accumulates ``C_ij += A_panel @ B_panel``. Blocks
 travel between root and grid with MPI subarray datatypes (no packing on root).
+
+Phases (with a ``PhaseTimer``) mean the same for both: every transfer of operands between
+ranks is ``distribute`` (``rows``: Scatterv of A + Bcast of B; ``summa``: block sends, the
+communicator split and the panel broadcasts), local products are ``compute``.
 """
 from __future__ import annotations
 
@@ -110,29 +114,36 @@ def summa_layout(m: int, k: int, n: int, grid: tuple[int, int]) -> dict[str, Any
 
 
 def _summa_multiply(comm: Any, grid: tuple[int, int], lay: dict[str, Any], a_loc: np.ndarray,
-                    b_loc: np.ndarray, k: int, backend: str) -> np.ndarray:
-    """The SUMMA loop on local blocks; returns this rank's C block."""
+                    b_loc: np.ndarray, k: int, backend: str, timer: PhaseTimer | None = None) -> np.ndarray:
+    """The SUMMA loop on local blocks; returns this rank's C block.
+
+    Phases mean what they mean for the row algorithm: moving operands between ranks (the
+    communicator split and every panel broadcast) is ``distribute``, local products are
+    ``compute`` (one pair of phases per panel; both accumulate)."""
     i, j = grid_coords(comm.Get_rank(), grid)
-    row_comm = comm.Split(color=i, key=j)
-    col_comm = comm.Split(color=j, key=i)
+    with maybe_phase(timer, "distribute"):
+        row_comm = comm.Split(color=i, key=j)
+        col_comm = comm.Split(color=j, key=i)
     try:
         m_i = lay["m"][i][1] - lay["m"][i][0]
         n_j = lay["n"][j][1] - lay["n"][j][0]
         c_loc = np.zeros((m_i, n_j), dtype=a_loc.dtype)
         for k0, k1, owner_a, owner_b in summa_panels(k, lay["ka"], lay["kb"]):
-            if j == owner_a:
-                off = lay["ka"][j][0]
-                a_pan = np.ascontiguousarray(a_loc[:, k0 - off:k1 - off])
-            else:
-                a_pan = np.empty((m_i, k1 - k0), dtype=a_loc.dtype)
-            row_comm.Bcast(a_pan, root=owner_a)
-            if i == owner_b:
-                off = lay["kb"][i][0]
-                b_pan = np.ascontiguousarray(b_loc[k0 - off:k1 - off, :])
-            else:
-                b_pan = np.empty((k1 - k0, n_j), dtype=a_loc.dtype)
-            col_comm.Bcast(b_pan, root=owner_b)
-            c_loc += _local_matmul(a_pan, b_pan, backend)
+            with maybe_phase(timer, "distribute"):
+                if j == owner_a:
+                    off = lay["ka"][j][0]
+                    a_pan = np.ascontiguousarray(a_loc[:, k0 - off:k1 - off])
+                else:
+                    a_pan = np.empty((m_i, k1 - k0), dtype=a_loc.dtype)
+                row_comm.Bcast(a_pan, root=owner_a)
+                if i == owner_b:
+                    off = lay["kb"][i][0]
+                    b_pan = np.ascontiguousarray(b_loc[k0 - off:k1 - off, :])
+                else:
+                    b_pan = np.empty((k1 - k0, n_j), dtype=a_loc.dtype)
+                col_comm.Bcast(b_pan, root=owner_b)
+            with maybe_phase(timer, "compute"):
+                c_loc += _local_matmul(a_pan, b_pan, backend)
         return c_loc
     finally:
         row_comm.Free()
@@ -171,8 +182,7 @@ def matmul_scatter(comm: Any, a: np.ndarray | None, b: np.ndarray | None, algori
     with maybe_phase(timer, "distribute"):
         a_loc = _send_blocks(comm, np.ascontiguousarray(a) if rank == ROOT else None, (m, k), dtype_a, a_blocks)
         b_loc = _send_blocks(comm, np.ascontiguousarray(b) if rank == ROOT else None, (k, n), dtype_a, b_blocks)
-    with maybe_phase(timer, "compute"):
-        c_loc = _summa_multiply(comm, grid, lay, a_loc, b_loc, k, backend)
+    c_loc = _summa_multiply(comm, grid, lay, a_loc, b_loc, k, backend, timer)
     with maybe_phase(timer, "gather"):
         return _gather_blocks(comm, c_loc, (m, n), dtype_a, c_blocks)
 
@@ -223,8 +233,7 @@ def matmul_parallel_io(comm: Any, a: Any, b: Any, out: Any, algorithm: str, back
         with maybe_phase(timer, "read"):
             a_loc = _read_block(a, lay["m"][i], lay["ka"][j], "a")
             b_loc = _read_block(b, lay["kb"][i], lay["n"][j], "b")
-        with maybe_phase(timer, "compute"):
-            c_loc = _summa_multiply(comm, grid, lay, a_loc, b_loc, k, backend)
+        c_loc = _summa_multiply(comm, grid, lay, a_loc, b_loc, k, backend, timer)
         c_range = (lay["m"][i], lay["n"][j])
     else:
         raise ValueError(f"algorithm={algorithm!r}: choose from {', '.join(ALGORITHMS)}")

@@ -10,7 +10,7 @@ from hpc.kernels import arrays
 from hpc.kernels.geometry import PoolGeometry, pool_geometry
 
 from . import parallel_io, scatter
-from .compute import pool_planes, pool_row_block
+from .compute import pool_planes, pool_row_block, to_device, to_host
 from .decomposition import BatchSplit, DecompositionError, batch_split, local_plan, split
 from .timing import PhaseTimer, maybe_phase
 
@@ -71,8 +71,23 @@ def _compute(job: PoolJob, local: np.ndarray, rank: int, op: str, backend: str,
         return pool_row_block(local, g, local_plan(g, a, b), op, backend, count_include_pad,
                               divisor_override)
     planes = local.reshape(-1, g.in_h, g.in_w)
-    out = pool_planes(planes, g, op, backend, count_include_pad, divisor_override)
-    return np.ascontiguousarray(out).reshape(1, b - a, -1)
+    return pool_planes(planes, g, op, backend, count_include_pad, divisor_override)
+
+
+def _timed_compute(job: PoolJob, local: np.ndarray, rank: int, op: str, backend: str,
+                   count_include_pad: bool, divisor_override: int | None,
+                   timer: PhaseTimer | None) -> np.ndarray:
+    """h2d | compute | d2h phases (see hpc.parallel.compute), host result in gather layout."""
+    with maybe_phase(timer, "h2d"):
+        staged = to_device(local, backend)
+    with maybe_phase(timer, "compute"):
+        out = _compute(job, staged, rank, op, backend, count_include_pad, divisor_override)
+    with maybe_phase(timer, "d2h"):
+        host = to_host(out)
+    if job.split.axis == "rows":
+        return host
+    a, b = job.split.bounds[rank]
+    return host.reshape(1, b - a, -1)
 
 
 def _layout(job: PoolJob, out: bool) -> tuple[int, int, int]:
@@ -104,8 +119,7 @@ def pool_scatter(comm: Any, x: np.ndarray | None, op: str, kernel_size: Any, str
     root_x = np.ascontiguousarray(x) if rank == scatter.ROOT else None
     with maybe_phase(timer, "distribute"):
         local = scatter.scatter_blocks(comm, root_x, planes, items, unit, dtype, in_bounds, lead)
-    with maybe_phase(timer, "compute"):
-        out_local = _compute(job, local, rank, op, backend, count_include_pad, divisor_override)
+    out_local = _timed_compute(job, local, rank, op, backend, count_include_pad, divisor_override, timer)
     del local
     oplanes, oitems, ounit = _layout(job, out=True)
     with maybe_phase(timer, "gather"):
@@ -153,8 +167,7 @@ def pool_parallel_io(comm: Any, x: Any, out: Any, op: str, kernel_size: Any, str
             local = parallel_io.read_rows(x, job.planes, (plan.in_start, plan.in_stop), plan.lead)
         else:
             local = parallel_io.read_items(x, job.shape[:-2], job.split.axis, (a, b))
-    with maybe_phase(timer, "compute"):
-        block = _compute(job, local, rank, op, backend, count_include_pad, divisor_override)
+    block = _timed_compute(job, local, rank, op, backend, count_include_pad, divisor_override, timer)
     del local
     with maybe_phase(timer, "write"):
         result = parallel_io.write_pieces(comm, out, job.out_shape, dtype, _pieces(job, rank, block))

@@ -21,6 +21,7 @@ class PhaseTimer:
         self.barriers = barriers
         self.phases: dict[str, float] = {}
         self.local: dict[str, float] = {}
+        self.log: list[str] = []  # phase names in the order they ran (repeats accumulate)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -32,6 +33,7 @@ class PhaseTimer:
         if self.barriers:
             self.comm.Barrier()
         self.phases[name] = self.phases.get(name, 0.0) + MPI.Wtime() - start
+        self.log.append(name)
         self.local[name] = self.local.get(name, 0.0) + own
 
 

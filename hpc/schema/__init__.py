@@ -20,6 +20,7 @@ from hpc.schema.base import Device, KindSchema, Strict
 from hpc.schema import dataset as _dataset, kernel as _kernel, scaling as _scaling
 from hpc.schema import training as _training
 from hpc.schema import compression as _compression
+from hpc.schema import inference as _inference
 from hpc.schema import inference_opencl as _inference_opencl
 
 SCHEMA_VERSION = 3
@@ -30,6 +31,7 @@ KINDS: dict[str, KindSchema] = {
     **_scaling.KINDS,
     **_training.KINDS,
     **_compression.KINDS,
+    **_inference.KINDS,
     **_inference_opencl.KINDS,
 }
 

@@ -34,6 +34,10 @@ class KernelParams(Strict):
     group: str | None = None
     repeats: int
     warmup: int
+    run_index: int | None = Field(default=None, description="position in the sweep's (shuffled) run order")
+    out_buffer: bool | None = Field(default=None, description="numba out=: one pre-allocated output, "
+                                                             "not the default API call")
+    tf32: dict[str, bool] | None = Field(default=None, description="CUDA matmul: TF32 switches as set")
 
 
 class KernelMetrics(Strict):
@@ -55,6 +59,35 @@ class KernelMetrics(Strict):
     bound_gflops: float | None = Field(default=None, description="matmul: same-run BLAS/cuBLAS")
     bound_fraction: float | None = Field(default=None, description="achieved / same-run bound")
     max_abs_error: float | None = Field(default=None, description="vs the NumPy reference (--check)")
+    # spread and warm-up (hpc.kernels.sampling)
+    q1_s: float | None = None
+    q3_s: float | None = None
+    rel_iqr: float | None = Field(default=None, description="iqr_s / median_s")
+    spread_flag: bool | None = Field(default=None, description="rel_iqr > 0.25: too noisy to trust")
+    warmup_calls: int | None = Field(default=None, description="untimed calls until settled")
+    warmup_s: float | None = None
+    warmup_settled: bool | None = Field(default=None, description="False: max warm-up time ran out")
+    warmup_first_s: float | None = Field(default=None, description="the first call of the point")
+    bound_min_s: float | None = Field(default=None, description="fastest copy of the bound")
+    bound_fraction_best: float | None = Field(default=None, description="from the minima")
+    wall_median_s: float | None = Field(default=None, description=(
+        "host wall time per call (transfers, allocation included): the like-for-like column "
+        "across CPU backends and OpenCL"))
+    event_median_s: float | None = Field(default=None, description="OpenCL: profiling-event kernel time")
+    loadavg_1m_start: float | None = Field(default=None, description="/proc/loadavg when the point began")
+    loadavg_1m_end: float | None = None
+    error_ratio: float | None = Field(default=None, description=(
+        "matmul: max error / (sqrt(k) eps |A||B|); <= 1 passes (hpc.kernels.tolerance)"))
+    # CUDA timing (hpc.kernels.gpu_timing)
+    launch_overhead_s: float | None = Field(default=None, description="one tiny launch + sync, host clock")
+    launches_per_sample: int | None = None
+    rotation_buffers: int | None = Field(default=None, description="input copies cycled past L2")
+    l2_flush_bytes: int | None = None
+    l2_bytes: int | None = None
+    bound_memcpy_median_s: float | None = None
+    bound_copy_kernel_median_s: float | None = None
+    bound_memcpy_gbs: float | None = Field(default=None, description="device memcpy, read + write")
+    bound_copy_kernel_gbs: float | None = Field(default=None, description="copy kernel, read + write")
 
 
 KINDS = {"kernel": KindSchema(params=KernelParams, metrics=KernelMetrics,

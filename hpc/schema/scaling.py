@@ -49,7 +49,10 @@ class ScalingParams(Strict):
 class ScalingMetrics(Strict):
     read_s: float
     distribute_s: float
+    h2d_s: float = Field(default=0.0, description="GPU ranks: host->device copy of the block, "
+                                                  "its own phase (barrier-delimited; ~0 for host ranks)")
     compute_s: float
+    d2h_s: float = Field(default=0.0, description="GPU ranks: device->host copy of the result")
     gather_s: float
     write_s: float
     total_s: float
@@ -63,6 +66,8 @@ class ScalingMetrics(Strict):
     bandwidth_gbs: float | None = Field(default=None, description="bytes_moved / compute_s")
     copy_bandwidth_gbs: float | None = None
     rank_copy_bandwidth_gbs: list[float] | None = None
+    rank_copy_kind: list[str] | None = Field(default=None, description=(
+        "per rank, what its bound copies: 'np.copyto' (host) or 'device memcpy' (GPU ranks)"))
     bound_gbs: float | None = None
     bound_fraction: float | None = None
 
