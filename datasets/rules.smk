@@ -29,7 +29,7 @@ rule build_dataset:
         results_path("logs", "build_dataset.log"),
     params:
         config=merged_config_file("dataset"),
-    threads: 1
+    threads: 2  # virtual subjects of the sample set are made in worker processes
     resources:
         runtime=30,
         mem_mb=4000,

@@ -32,8 +32,18 @@ FUNCTIONAL = NIBABEL_DATA / "functional.nii"
 T1 = package_dir("nilearn") / SAMPLE_VOLUMES[0].relative_path
 
 
+SLICE_SPLIT = {"method": "slice", "seed": 0, "val": 0.15, "test": 0.15, "test_first_k": 10}
+SMALL_SAMPLE = {"per_class": 3, "seed": 0, "workers": 2}
+
+
 def dataset_cfg(**overrides) -> dict:
+    """The default dataset config, with a small virtual sample (3 subjects per class) and,
+    for the tiny hand-made trees of one file per class, the per-slice split; tests of the
+    subject split pass ``split=`` themselves."""
     cfg = copy.deepcopy(load_config()["dataset"])
+    cfg["virtual_subjects"] = dict(SMALL_SAMPLE)
+    if str(overrides.get("input", "sample")) != "sample":
+        cfg["split"] = dict(SLICE_SPLIT)
     cfg.update(overrides)
     return cfg
 
@@ -46,6 +56,7 @@ def quiet_build(cfg: dict, output: Path, **kw):
 
 @pytest.fixture(scope="module")
 def sample_build(tmp_path_factory) -> tuple[Path, object]:
+    """3 virtual subjects per class (2 worker processes), the default subject split."""
     out = tmp_path_factory.mktemp("sample") / "slices.h5"
     result, _ = quiet_build(dataset_cfg(), out)
     return out, result
@@ -197,7 +208,8 @@ def test_sample_build_has_the_documented_format(sample_build) -> None:
         assert f["volume_index"].dtype == np.int32 and f["split"].dtype == np.uint8
         assert list(f["split"].attrs["names"]) == ["train", "val", "test"]
         assert [c.decode() for c in f["class_names"][()]] == [v.label for v in SAMPLE_VOLUMES]
-        assert f.attrs["format"] == "hpc-slices" and f.attrs["format_version"] == 1
+        assert f.attrs["format"] == "hpc-slices" and f.attrs["format_version"] == 2
+        subjects = [v.decode() for v in f["subject"][()]]
         assert f.attrs["slice_axis"] == "axial" and list(f.attrs["image_size"]) == [32, 32]
         assert json.loads(f.attrs["config"])["normalization"] == "zscore"
         assert {"nibabel", "h5py"} <= json.loads(f.attrs["versions"]).keys()
@@ -207,16 +219,55 @@ def test_sample_build_has_the_documented_format(sample_build) -> None:
         labels = f["labels"][()]
     assert np.allclose(images.mean(axis=(2, 3)), 0, atol=1e-4)       # z-scored per slice
     assert np.allclose(images.std(axis=(2, 3)), 1, atol=1e-3)
-    assert all(40 <= np.count_nonzero(labels == k) <= 91 for k in range(4))
+    assert all(3 * 40 <= np.count_nonzero(labels == k) <= 3 * 91 for k in range(4))
+    names = [v.label for v in SAMPLE_VOLUMES]
+    assert sorted(set(subjects)) == sorted(f"{c}-v{i:02d}" for c in names for i in (1, 2, 3))
+    assert all(subjects[i].startswith(names[labels[i]]) for i in range(len(subjects)))
+    assert result.subjects_per_split == {"train": 4, "val": 4, "test": 4}
 
 
-def test_sample_build_split_is_deterministic(sample_build, tmp_path: Path) -> None:
+def test_every_virtual_subject_records_its_seed_and_drawn_transforms(sample_build) -> None:
     path, _ = sample_build
-    again, _ = quiet_build(dataset_cfg(), tmp_path / "again.h5")
+    with h5py.File(path) as f:
+        info = json.loads(f.attrs["subjects"])
+        config = json.loads(f.attrs["config"])
+    assert len(info) == 12 and config["virtual_subjects"]["per_class"] == 3
+    seeds = {v["virtual"]["seed"] for v in info.values()}
+    assert len(seeds) == 12
+    for name, entry in info.items():
+        steps = {t["transform"]: t for t in entry["virtual"]["transforms"]}
+        assert list(steps) == ["Affine", "ElasticDeformation", "BiasField", "Gamma", "Noise"]
+        assert all(abs(s - 1) <= 0.1 + 1e-6 for s in steps["Affine"]["scales"])
+        assert all(abs(d) <= 8 + 1e-6 for d in steps["Affine"]["degrees"])
+        assert 0 < steps["ElasticDeformation"]["max_displacement_drawn_mm"] <= 6 + 1e-6
+        assert len(steps["BiasField"]["coefficients"]) == 20
+        assert 0 <= steps["Noise"]["std"] <= 0.02
+        assert entry["class"] == name.rsplit("-v", 1)[0] and len(entry["files"]) == 1
+
+
+def test_virtual_subjects_differ_and_regenerate_exactly_from_their_seed() -> None:
+    from hpc.data.virtual import VirtualSubjectConfig, make_subject
+    from hpc.data.volumes import load_volume, mni152_2mm_grid
+
+    base = load_volume(T1, grid=mni152_2mm_grid())
+    cfg = VirtualSubjectConfig(per_class=2)
+    a, prov_a = make_subject(base.data[..., 0], base.grid.affine, "anatomical", 0, cfg)
+    b, _ = make_subject(base.data[..., 0], base.grid.affine, "anatomical", 1, cfg)
+    again, prov_again = make_subject(base.data[..., 0], base.grid.affine, "anatomical", 0, cfg)
+    assert np.array_equal(a, again) and prov_a == prov_again
+    scaled = base.data[..., 0] / base.data.max()
+    assert np.abs(a - b).mean() > 0.01 and np.abs(a - scaled).mean() > 0.01
+
+
+def test_sample_build_is_identical_with_one_worker_or_two(sample_build, tmp_path: Path) -> None:
+    path, _ = sample_build
+    again, _ = quiet_build(dataset_cfg(virtual_subjects={**SMALL_SAMPLE, "workers": 1}),
+                           tmp_path / "again.h5")
     with h5py.File(path) as a, h5py.File(again.output) as b:
-        for name in ("labels", "split", "slice_index", "source_file"):
+        for name in ("labels", "split", "slice_index", "source_file", "subject"):
             assert np.array_equal(a[name][()], b[name][()])
         assert np.array_equal(a["images"][()], b["images"][()])
+        assert a.attrs["subjects"] == b.attrs["subjects"]
 
 
 def test_mni_template_voxel_lands_at_the_expected_slice_and_pixel(tmp_path: Path) -> None:

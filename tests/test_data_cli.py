@@ -22,10 +22,18 @@ ANATOMICAL = package_dir("nibabel") / "tests" / "data" / "anatomical.nii"
 
 @pytest.fixture(scope="module")
 def sample_h5(tmp_path_factory) -> Path:
+    """The default dataset, exactly as `make run` builds it (48 virtual subjects)."""
     out = tmp_path_factory.mktemp("cli") / "slices.h5"
     rc = main(["data", "build", "--output", str(out), "--records", "", "--no-progress"])
     assert rc == 0
     return out
+
+
+def _slice_split(tmp_path: Path) -> list[str]:
+    """--config for trees of one file (= one subject) per class: the per-slice split."""
+    cfg = tmp_path / "slice-split.yaml"
+    cfg.write_text("dataset:\n  split:\n    method: slice\n")
+    return ["--config", str(cfg)]
 
 
 def _tree_with_one_bad_file(tmp_path: Path) -> Path:
@@ -39,7 +47,7 @@ def _tree_with_one_bad_file(tmp_path: Path) -> Path:
 def test_build_reports_counts_and_exits_zero_despite_a_rejected_file(tmp_path: Path, capsys) -> None:
     root = _tree_with_one_bad_file(tmp_path)
     records = tmp_path / "records.jsonl"
-    rc = main(["data", "build", "--input", str(root), "--output", str(tmp_path / "d.h5"),
+    rc = main(["data", "build", *_slice_split(tmp_path), "--input", str(root), "--output", str(tmp_path / "d.h5"),
                "--records", str(records), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 0
@@ -53,7 +61,7 @@ def test_build_reports_counts_and_exits_zero_despite_a_rejected_file(tmp_path: P
 
 def test_build_strict_exits_one_and_writes_nothing(tmp_path: Path, capsys) -> None:
     root = _tree_with_one_bad_file(tmp_path)
-    rc = main(["data", "build", "--input", str(root), "--output", str(tmp_path / "d.h5"),
+    rc = main(["data", "build", *_slice_split(tmp_path), "--input", str(root), "--output", str(tmp_path / "d.h5"),
                "--records", "", "--strict", "--no-progress"])
     assert rc == 1 and not (tmp_path / "d.h5").exists()
     assert "strict mode" in capsys.readouterr().err
@@ -62,7 +70,7 @@ def test_build_strict_exits_one_and_writes_nothing(tmp_path: Path, capsys) -> No
 def test_build_exits_one_when_nothing_converted(tmp_path: Path, capsys) -> None:
     root = _tree_with_one_bad_file(tmp_path)
     (root / "anat" / "good.nii").unlink()
-    rc = main(["data", "build", "--input", str(root), "--output", str(tmp_path / "d.h5"),
+    rc = main(["data", "build", *_slice_split(tmp_path), "--input", str(root), "--output", str(tmp_path / "d.h5"),
                "--records", "", "--no-progress"])
     assert rc == 1 and "nothing converted" in capsys.readouterr().err
 
@@ -106,6 +114,24 @@ def test_info_prints_shape_class_counts_splits_and_provenance(sample_h5: Path, c
     assert "nilearn/datasets/data/image_10426.nii.gz" in out
 
 
+def test_info_on_the_default_dataset_shows_subjects_per_split_without_overlap(sample_h5: Path, capsys) -> None:
+    assert main(["data", "info", str(sample_h5)]) == 0
+    out = capsys.readouterr().out
+    subjects_part = out.split("subjects per class and split:")[1]
+    rows = {line.split()[0]: [int(v) for v in line.split()[1:5]]
+            for line in subjects_part.splitlines()[2:7]}
+    for name in ("anatomical", "grey_matter", "white_matter", "functional"):
+        train, val, test, total = rows[name]
+        assert total >= 12 and min(train, val, test) >= 1 and train + val + test == total
+    assert "subjects in more than one split: none" in out
+    assert "split:         subject seed=0 (grouped by subject)" in out
+    with h5py.File(sample_h5) as f:
+        subjects = np.array([s.decode() for s in f["subject"][()]])
+        split = f["split"][()]
+    assert all(len(set(split[subjects == s])) == 1 for s in set(subjects))    # checked, not just printed
+    assert int(np.count_nonzero(split == 2)) >= 200                           # >= 200 held-out test slices
+
+
 def test_info_on_a_non_dataset_file_is_a_user_error(tmp_path: Path, capsys) -> None:
     bogus = tmp_path / "x.h5"
     with h5py.File(bogus, "w") as f:
@@ -124,11 +150,12 @@ def test_export_png_writes_one_folder_per_class_with_the_slice_pixels(sample_h5:
         i = int(np.flatnonzero(split == 2)[0])
         image = f["images"][i, 0]
         src = f["source_file"][i].decode()
+        subject = f["subject"][i].decode()
         k, v = int(f["slice_index"][i]), int(f["volume_index"][i])
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
     assert sum(1 for _ in out.rglob("*.png")) == int(np.count_nonzero(split == 2))
     stem = Path(src).name.removesuffix(".nii.gz")
-    png = np.asarray(Image.open(out / names[labels[i]] / f"{stem}_v{v:03d}_s{k:03d}.png"))
+    png = np.asarray(Image.open(out / names[labels[i]] / f"{subject}_{stem}_v{v:03d}_s{k:03d}.png"))
     expected = np.round((image - image.min()) / (image.max() - image.min()) * 255)
     assert png.shape == (32, 32) and np.abs(png.astype(float) - expected).max() <= 1
 

@@ -54,6 +54,13 @@ def test_training_learns_and_writes_outputs(h5: Path, tmp_path: Path) -> None:
     assert set(final["precision"]) == {"class0", "class1", "class2"}
     assert sum(map(sum, final["confusion_matrix"])) == recs[-1].params["n_test"]
     assert final["images_per_s"] > 0 and final["wall_s"] > 0
+    n = recs[-1].params["n_test"]
+    assert final["test_count"] == n and final["test_correct"] == round(final["test_accuracy"] * n)
+    low, high = final["test_accuracy_ci95"]
+    assert 0 <= low <= final["test_accuracy"] <= high <= 1
+    # synthetic data: one source file (= subject) per class, so three test subjects
+    assert final["subject_test_count"] == 3 and 0 <= final["subject_test_correct"] <= 3
+    assert recs[-1].params["split"] == "slice"
     assert recs[0].metrics["val_accuracy"] is not None and recs[0].provenance["config"]["lr"] == 1e-3
     assert (out / "confusion_matrix.csv").read_text().splitlines()[0] == "true\\predicted,class0,class1,class2"
     assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"

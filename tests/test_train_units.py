@@ -48,6 +48,37 @@ def test_precision_of_never_predicted_class_is_nan() -> None:
         M.confusion_matrix([0], [3], 3)
 
 
+def _wilson_by_formula(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+@pytest.mark.parametrize("k,n", [(94, 99), (0, 10), (10, 10), (474, 488), (1, 2), (200, 401)])
+def test_wilson_interval_matches_the_closed_form(k: int, n: int) -> None:
+    low, high = M.wilson_interval(k, n)
+    exp_low, exp_high = _wilson_by_formula(k, n)
+    assert low == pytest.approx(max(0.0, exp_low), abs=1e-9) and high == pytest.approx(min(1.0, exp_high), abs=1e-9)
+    assert 0.0 <= low <= k / n <= high <= 1.0
+
+
+def test_wilson_interval_of_nothing_is_nan_and_bad_counts_are_refused() -> None:
+    assert all(math.isnan(v) for v in M.wilson_interval(0, 0))
+    with pytest.raises(ValueError, match="correct=5 must be in 0..count=4"):
+        M.wilson_interval(5, 4)
+
+
+def test_subject_accuracy_is_a_majority_vote_over_each_subjects_slices() -> None:
+    y_true = [0, 0, 0, 1, 1, 1, 1, 2, 2]
+    y_pred = [0, 1, 0, 1, 0, 0, 2, 2, 0]      # a: 2 of 3 right; b: votes 0,0 vs 1 -> wrong; c: tie 0/2 -> 0
+    subjects = ["a", "a", "a", "b", "b", "b", "b", "c", "c"]
+    assert M.majority_vote(y_pred, subjects, 3) == {"a": 0, "b": 0, "c": 0}
+    assert M.subject_accuracy(y_true, y_pred, subjects, 3) == (1, 3)
+    with pytest.raises(ValueError, match="subject 'a' has slices of several classes"):
+        M.subject_accuracy([0, 1], [0, 1], ["a", "a"], 2)
+
+
 def test_confusion_png_and_csv_written(tmp_path: Path) -> None:
     cm = np.array([[3, 1], [0, 4]])
     M.write_confusion_csv(tmp_path / "cm.csv", cm, ["x", "y"])
@@ -245,3 +276,19 @@ def test_shipped_experiments_validate(name: str) -> None:
     if name == "training-study":
         assert {r["name"]: (r["lr"], r["epochs"], r["optimizer"]) for r in exp["runs"]} == {
             "cpu": (0.001, 50, "adam"), "gpu": (0.001, 50, "adam")}
+
+
+# ------------------------------------------------------------------ time to accuracy
+
+def test_time_to_accuracy_finds_the_first_epoch_at_or_above_the_target() -> None:
+    from hpc.train.time_to_accuracy import Reached, first_reaching, median_reached
+
+    epochs = [{"test_accuracy": a, "epoch_s": 10.0, "wall_s": 12.0 * i}
+              for i, a in enumerate([0.5, 0.96, 0.9, 0.99], start=1)]
+    r = first_reaching(epochs, 0.9495, "a")
+    assert (r.epoch, r.wall_s, r.train_s, r.final_test_accuracy) == (2, 24.0, 20.0, 0.99)
+    never = first_reaching(epochs[:1], 0.9495, "b")
+    assert never.epoch is None and never.epochs_run == 1
+    assert median_reached([r, r, never]) == (2, 24.0, 20.0)
+    assert median_reached([r, never, never]) is None
+    assert isinstance(r, Reached)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from hpc.analysis import DEFAULT_TEMPLATE, plots, published, section_hosts, tables
+from hpc.analysis import DEFAULT_TEMPLATE, plots, published, section_accuracy, section_hosts, tables
 from hpc.analysis import section_inference_batch
 from hpc.analysis.aggregate import load_frame, make_readable
 from hpc.atomic import atomic_path
@@ -401,10 +401,7 @@ def training_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
     if tt.empty and et.empty and dd.empty:
         sec.empty_note = _no_records(("training", "training_epoch", "ddp"), df)
         return sec
-    if not tt.empty and tt["test_acc"].notna().any():
-        best = tt.loc[tt["test_acc"].idxmax()]
-        sec.callouts.append(("best test accuracy", f"{fmt_acc(best['test_acc'])} ({best['run']}, "
-                             f"{fmt_num(best['epochs'])} epochs, {fmt_seconds(best['wall_s'])}; 004 published 94.95% after 50 epochs)"))
+    sec.callouts.extend(section_accuracy.callouts(df))
     emb = sink.add("training-curves", plots.plot_training_curves(et), "training curves",
                    "Solid: training; dashed: validation. Dotted red: 004's published test accuracies.")
     if emb:
@@ -422,6 +419,10 @@ def training_section(df: pd.DataFrame, sink: plots.FigureSink) -> Section:
         _col("test_correct", "correct", fmt_num), _col("test_count", "of", fmt_num),
         _col("test_ci95", "95% interval"), _col("test_loss", "test loss", fmt_num), _col("best_val_acc", "best val acc", fmt_acc),
         _col("wall_s", "wall time", fmt_seconds), _col("images_per_s", "images/s", fmt_num)]))
+    sec.add_table("Test accuracy: counts (k/n), 95% Wilson intervals, split, per subject",
+                  make_table(section_accuracy.accuracy_table(df), [Column(c, label, numeric=c not in ("run", "device", "split"))
+                                                                   for c, label in section_accuracy.COLUMNS]),
+                  section_accuracy.STUDY_NOTE)
     pc = tables.per_class_table(df)
     if not pc.empty:
         sec.add_table("Per-class precision / recall", make_table(pc, [
@@ -579,6 +580,7 @@ def build_context(df: pd.DataFrame, sink: plots.FigureSink, title: str = "HPC MR
         "sections": sections,
         "study_note": PUBLISHED_NOTE,
         "study_notes": [f"{d.document}: {d.title}" for d in published.documents()],
+        "accuracy": section_accuracy.context(df),
     }
 
 

@@ -72,6 +72,9 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"hpc data build: strict mode: {summary}; no dataset written", file=sys.stderr)
         return 1
     counts = ", ".join(f"{k} {v}" for k, v in result.class_counts.items())
+    subjects = ", ".join(f"{k} {v}" for k, v in result.subjects_per_split.items())
+    print(f"split {result.split_method}: subjects {subjects}; slices "
+          + ", ".join(f"{k} {v}" for k, v in result.slices_per_split.items()), file=sys.stderr)
     print(f"{summary}; wrote {result.output} ({result.file_size_bytes / 1024:.1f} KiB) in "
           f"{result.elapsed_s:.2f} s [{counts}]", file=sys.stderr)
     if records is not None:
@@ -79,10 +82,16 @@ def run_build(args: argparse.Namespace) -> int:
                          params={"input": str(cfg["input"]), "output": str(result.output),
                                  "slice_axis": cfg["slice_axis"], "image_size": cfg["image_size"],
                                  "normalization": cfg["normalization"], "resample": cfg["resample"],
-                                 "classes": list(result.class_counts)},
+                                 "classes": list(result.class_counts),
+                                 "split": result.split_method,
+                                 "virtual_subjects_per_class": result.virtual_subjects_per_class},
                          metrics={"elapsed_s": result.elapsed_s, "file_size_bytes": result.file_size_bytes,
                                   "n_slices": result.n_slices, "n_converted": len(result.converted),
-                                  "n_rejected": len(result.rejected)},
+                                  "n_rejected": len(result.rejected),
+                                  "n_subjects": sum(result.subjects_per_class.values()),
+                                  "subjects_per_class": result.subjects_per_class,
+                                  "subjects_per_split": result.subjects_per_split,
+                                  "slices_per_split": result.slices_per_split},
                          status="ok" if result.ok else "failed",
                          error="; ".join(m for _, m in result.rejected) or None)
         write_records(records, [rec])

@@ -11,7 +11,8 @@ __all__ = [
     "DatasetError", "InputError", "EmptyInputError", "EmptyClassError", "ManifestError",
     "VolumeError", "NotNiftiError", "CorruptFileError", "BadDimensionsError", "EmptyVolumeError",
     "NonFiniteError", "AffineMismatchError", "NoOverlapError", "NothingConvertedError",
-    "NotADatasetError", "OutputNotWritableError",
+    "NotADatasetError", "OutputNotWritableError", "SubjectConflictError", "TooFewSubjectsError",
+    "MissingPairError",
 ]
 
 
@@ -35,12 +36,24 @@ class ManifestError(InputError):
     """A CSV manifest is malformed (missing columns, unreadable)."""
 
 
+class SubjectConflictError(InputError):
+    """A manifest lists one subject under two classes; all of that subject's files are skipped."""
+
+
+class TooFewSubjectsError(InputError):
+    """A class has fewer subjects than the subject split needs (one per non-empty split)."""
+
+
 class VolumeError(DatasetError):
     """One input file cannot be converted; the build rejects it and goes on with the others."""
 
 
 class NotNiftiError(VolumeError):
     """The file is not a NIfTI-1/NIfTI-2 volume (wrong name, other format, CIFTI)."""
+
+
+class MissingPairError(VolumeError):
+    """A NIfTI-1 ``.hdr`` whose ``.img`` data file is missing."""
 
 
 class CorruptFileError(VolumeError):

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from hpc.atomic import atomic_path, ensure_writable_dir
-from hpc.data.reader import _decode, open_dataset
+from hpc.data.reader import _decode, open_dataset, read_subjects
 from hpc.data.split import SPLIT_NAMES
 
 
@@ -31,9 +31,17 @@ def _stem(source: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+def png_stem(subject: str, source: str) -> str:
+    """File-name stem of a slice: its subject, plus the source file when a subject has several
+    (sessions) or shares one (virtual subjects of one template)."""
+    stem = _stem(source)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", subject)
+    return name if _stem(subject) == stem else f"{name}_{stem}"
+
+
 def export_png(dataset: str | Path, out_dir: str | Path, *, split: str | None = None,
                limit_per_class: int | None = None, scale: int = 1) -> int:
-    """Write ``out_dir/<class>/<source>_v<volume>_s<slice>.png``; return the number written."""
+    """Write ``out_dir/<class>/<subject>[_<source>]_v<volume>_s<slice>.png``; return the number written."""
     out_dir = Path(out_dir)
     if split is not None and split not in SPLIT_NAMES:
         raise ValueError(f"split={split!r}: expected one of {SPLIT_NAMES}")
@@ -45,6 +53,7 @@ def export_png(dataset: str | Path, out_dir: str | Path, *, split: str | None = 
         class_names = _decode(f["class_names"][()])
         labels, splits = f["labels"][()], f["split"][()]
         sources = _decode(f["source_file"][()])
+        subjects = read_subjects(f)
         slice_idx, vol_idx = f["slice_index"][()], f["volume_index"][()]
         per_class = {name: 0 for name in class_names}
         for i in range(labels.size):
@@ -56,7 +65,8 @@ def export_png(dataset: str | Path, out_dir: str | Path, *, split: str | None = 
             pixels = to_uint8(f["images"][i, 0])
             if scale > 1:
                 pixels = np.kron(pixels, np.ones((scale, scale), dtype=np.uint8))
-            target = out_dir / name / f"{_stem(sources[i])}_v{int(vol_idx[i]):03d}_s{int(slice_idx[i]):03d}.png"
+            stem = png_stem(str(subjects[i]), sources[i])
+            target = out_dir / name / f"{stem}_v{int(vol_idx[i]):03d}_s{int(slice_idx[i]):03d}.png"
             with atomic_path(target, suffix=".png") as tmp:
                 Image.fromarray(pixels).save(tmp, format="PNG")
             per_class[name] += 1

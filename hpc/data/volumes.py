@@ -6,7 +6,9 @@ Contract of ``load_volume``: it either returns a ``Volume`` whose data is 4-D
 about slices, classes or HDF5.
 
 Rules (documented in datasets/README.md):
-- Only NIfTI-1/NIfTI-2 volumes (``.nii``, ``.nii.gz``); CIFTI-2 files are rejected.
+- Only NIfTI-1/NIfTI-2 volumes (``.nii``, ``.nii.gz``, or a NIfTI-1 pair ``.hdr`` + ``.img``,
+  given by its ``.hdr``); CIFTI-2 files and Analyze 7.5 headers (no NIfTI magic, so no
+  defined orientation) are rejected.
 - Trailing singleton dimensions beyond the third are dropped; what remains must be 3-D or
   4-D. A 4-D image gives one volume per time point (or only ``volume_index``).
 - NaN/inf voxels: with ``nonfinite="zero"`` (default) they are counted, reported as a
@@ -31,8 +33,8 @@ from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 from scipy import ndimage
 
 from hpc.data.errors import (AffineMismatchError, BadDimensionsError, CorruptFileError,
-                             EmptyVolumeError, NonFiniteError, NoOverlapError, NotNiftiError,
-                             VolumeError)
+                             EmptyVolumeError, MissingPairError, NonFiniteError, NoOverlapError,
+                             NotNiftiError, VolumeError)
 
 NIFTI_HEADER_BYTES = 348
 AFFINE_ATOL_MM = 1e-3
@@ -117,10 +119,22 @@ def _truncation_problem(path: Path) -> str | None:
     return None
 
 
+def _check_pair(path: Path) -> None:
+    """A ``.hdr`` needs its ``.img`` beside it (same stem, either case)."""
+    candidates = [path.with_suffix(s) for s in (".img", ".IMG")]
+    if path.exists() and not any(c.is_file() for c in candidates):
+        raise MissingPairError(f"{path}: NIfTI-1 pair header without its data file "
+                               f"{candidates[0]}; copy the .img next to the .hdr")
+
+
 def _open_nifti(path: Path) -> nib.Nifti1Image:
     """Open the header (no data yet) and insist on a NIfTI-1/2 volume."""
-    if not path.name.lower().endswith((".nii", ".nii.gz")):
-        raise NotNiftiError(f"{path}: not a NIfTI file name (expected .nii or .nii.gz)")
+    lower = path.name.lower()
+    if not lower.endswith((".nii", ".nii.gz", ".hdr")):
+        raise NotNiftiError(f"{path}: not a NIfTI file name (expected .nii, .nii.gz or a "
+                            f".hdr/.img pair)")
+    if lower.endswith(".hdr"):
+        _check_pair(path)
     try:
         img = nib.load(path)
     except FileNotFoundError:
@@ -134,6 +148,11 @@ def _open_nifti(path: Path) -> nib.Nifti1Image:
         raise NotNiftiError(f"{path}: not a NIfTI file ({detail})") from None
     if isinstance(img, nib.Cifti2Image):
         raise NotNiftiError(f"{path}: CIFTI-2 file (surface/grayordinate data), not a volume")
+    if isinstance(img, nib.Nifti1Pair) and not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        return img  # NIfTI-1 pair (.hdr + .img): same header and affine rules as .nii
+    if isinstance(img, nib.AnalyzeImage) and lower.endswith(".hdr"):
+        raise NotNiftiError(f"{path}: Analyze 7.5 header (no NIfTI-1 magic 'ni1'), orientation "
+                            f"undefined; convert it to NIfTI first")
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise NotNiftiError(f"{path}: {type(img).__name__} is not a NIfTI-1/NIfTI-2 image")
     return img

@@ -14,6 +14,10 @@ class DatasetParams(Strict):
     normalization: str
     resample: bool
     classes: list[str]
+    split: str | None = Field(default=None, description="split method: subject (held-out subjects), "
+                              "slice or holdout_first (per-slice, leaky)")
+    virtual_subjects_per_class: int | None = Field(
+        default=None, description="TorchIO virtual subjects per class (sample input), else None")
 
 
 class DatasetMetrics(Strict):
@@ -22,6 +26,10 @@ class DatasetMetrics(Strict):
     n_slices: int
     n_converted: int = Field(description="volumes converted")
     n_rejected: int = Field(description="volumes rejected (reasons in the record's error)")
+    n_subjects: int | None = Field(default=None, description="distinct subjects in the dataset")
+    subjects_per_class: dict[str, int] | None = None
+    subjects_per_split: dict[str, int] | None = Field(default=None, description="train/val/test -> subjects")
+    slices_per_split: dict[str, int] | None = Field(default=None, description="train/val/test -> slices")
 
 
 KINDS = {"dataset": KindSchema(params=DatasetParams, metrics=DatasetMetrics,

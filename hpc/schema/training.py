@@ -3,7 +3,9 @@
 
 Accuracies are fractions in [0, 1]. The test-set fields with ``_correct``/``_count`` give
 k/n so a reader can recompute any interval; ``test_accuracy_ci95`` is the 95 % Wilson
-interval of k/n; ``subject_*`` are per-subject (per-volume) figures keyed by subject id.
+interval of k/n; ``subject_test_*`` are the per-subject figures: each test subject is
+classified by majority vote over its slices, and ``subject_test_correct`` of
+``subject_test_count`` subjects are right (``subject_test_accuracy`` = their ratio).
 """
 from __future__ import annotations
 
@@ -85,9 +87,9 @@ class TrainingMetrics(Strict):
     test_correct: int | None = Field(default=None, description="k of k/n test images right")
     test_count: int | None = Field(default=None, description="n of k/n")
     test_accuracy_ci95: tuple[float, float] | None = Field(default=None, description="Wilson 95% interval")
-    subject_test_accuracy: dict[str, float] | None = None
-    subject_test_correct: dict[str, int] | None = None
-    subject_test_count: dict[str, int] | None = None
+    subject_test_accuracy: float | None = Field(default=None, description="majority vote per test subject")
+    subject_test_correct: int | None = Field(default=None, description="k of k/n test subjects right")
+    subject_test_count: int | None = Field(default=None, description="n of k/n: test subjects")
 
 
 class DdpParams(Strict):

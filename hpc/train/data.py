@@ -56,6 +56,10 @@ def validate_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             labels = np.asarray(f["labels"][...], dtype=np.int64)
             split = np.asarray(f["split"][...], dtype=np.int64)
             class_names = _decode(f["class_names"][...])
+            # who each slice comes from: /subject (format v2), else its source file (v1)
+            subject_ds = "subject" if "subject" in f else ("source_file" if "source_file" in f else None)
+            subjects = (np.array(_decode(f[subject_ds][...]), dtype=object) if subject_ds
+                        else np.array([f"slice-{i}" for i in range(f["labels"].shape[0])], dtype=object))
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
             shape = tuple(int(d) for d in images.shape[1:])
     except OSError as exc:
@@ -74,8 +78,25 @@ def validate_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     unknown = sorted(set(np.unique(split).tolist()) - set(SPLITS.values()))
     if unknown:
         raise DatasetError(f"{path}: /split has unknown code(s) {unknown}; expected 0 train, 1 val, 2 test")
+    if subjects.shape != (n,):
+        raise DatasetError(f"{path}: /{subject_ds} has {subjects.shape[0]} rows, /images has N={n}")
     return {"path": str(path), "n": n, "image_shape": shape, "labels": labels, "split": split,
-            "class_names": class_names, "attrs": attrs}
+            "class_names": class_names, "attrs": attrs, "subjects": subjects,
+            "split_method": split_method(attrs)}
+
+
+def split_method(attrs: dict[str, Any]) -> str:
+    """Name of the split the dataset was built with (``dataset.split.method``), from the
+    file's ``config`` attribute; ``unknown`` for files written by other tools."""
+    import json
+
+    try:
+        cfg = json.loads(attrs.get("config", "{}"))
+    except (TypeError, ValueError):
+        return "unknown"
+    method = (cfg.get("split") or {}).get("method")
+    # files written before the subject split existed used the per-slice split by default
+    return str(method) if method else ("stratified" if cfg else "unknown")
 
 
 def check_training_classes(meta: dict[str, Any]) -> None:
@@ -102,6 +123,7 @@ class SliceDataset(Dataset):
         self.preload = preload
         self.indices = np.flatnonzero(self.meta["split"] == SPLITS[split])
         self.labels = self.meta["labels"][self.indices]
+        self.subjects: np.ndarray = self.meta["subjects"][self.indices]
         self.class_names: list[str] = self.meta["class_names"]
         self.image_shape: tuple[int, ...] = self.meta["image_shape"]
         self._file: h5py.File | None = None

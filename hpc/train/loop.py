@@ -44,7 +44,8 @@ from hpc.train.checkpoint import (CheckpointError, checkpoint_mismatch, config_h
                                   model_signature, move_aside, rng_state, save_checkpoint,
                                   set_rng_state)
 from hpc.train.data import SliceDataset, channel_stats, check_training_classes, validate_file
-from hpc.train.metrics import (accuracy_from_cm, precision_recall, write_confusion_csv,
+from hpc.train.metrics import (accuracy_from_cm, confusion_matrix, precision_recall,
+                               subject_accuracy, wilson_interval, write_confusion_csv,
                                write_confusion_png)
 from hpc.train.signals import EXIT_PREEMPTED, PreemptionHandler
 from hpc.train.transforms import Augment, step_generator
@@ -328,13 +329,25 @@ def evaluate(model: nn.Module, dataset: SliceDataset, augment: Augment, device: 
              channels_last: bool) -> tuple[np.ndarray, float]:
     """Confusion matrix and summed loss over a split, sharded over ranks without padding
     (each sample counted exactly once) and summed with all-reduce."""
+    pred, loss = predict(model, dataset, augment, device, s, rank, world_size, amp, channels_last)
+    return confusion_matrix(dataset.labels, pred, num_classes), loss
+
+
+def predict(model: nn.Module, dataset: SliceDataset, augment: Augment, device: torch.device,
+            s: Settings, rank: int, world_size: int, amp: bool, channels_last: bool
+            ) -> tuple[np.ndarray, float]:
+    """Predicted class of every sample of a split (in dataset order, on every rank) and the
+    summed loss. Ranks predict disjoint strided shards; an all-reduce of the one-hot
+    placement (prediction + 1 at the sample's position, 0 elsewhere) assembles the whole."""
     model.eval()
-    cm = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+    placed = torch.zeros(len(dataset), dtype=torch.int64, device=device)
     loss_sum = torch.zeros(1, dtype=torch.float64, device=device)
     indices = list(range(rank, len(dataset), world_size))
     criterion = nn.CrossEntropyLoss(reduction="sum")
     if indices:
         loader = make_loader(dataset, indices, s.eval_batch_size, s.workers, device.type == "cuda")
+        at = torch.as_tensor(indices, dtype=torch.int64, device=device)
+        start = 0
         with torch.no_grad():
             for x, y in loader:
                 x = x.to(device, non_blocking=True)
@@ -345,12 +358,12 @@ def evaluate(model: nn.Module, dataset: SliceDataset, augment: Augment, device: 
                 with _autocast(device, amp):
                     out = model(x)
                 loss_sum += criterion(out.float(), y).double()
-                pred = out.argmax(1)
-                cm += torch.bincount(y * num_classes + pred, minlength=num_classes * num_classes)
-    ddp.all_reduce_sum(cm)
+                placed[at[start:start + len(y)]] = out.argmax(1) + 1
+                start += len(y)
+    ddp.all_reduce_sum(placed)
     ddp.all_reduce_sum(loss_sum)
     model.train()
-    return cm.view(num_classes, num_classes).cpu().numpy(), float(loss_sum.item())
+    return (placed - 1).cpu().numpy(), float(loss_sum.item())
 
 
 def _autocast(device: torch.device, amp: bool):  # type: ignore[no-untyped-def]
@@ -493,6 +506,7 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
         "weight_decay": s.weight_decay, "epochs": s.epochs, "seed": s.seed, "amp": amp,
         "channels_last": channels_last, "compile": s.compile, "deterministic": s.deterministic,
         "data": str(s.data), "data_fingerprint": data.fingerprint(),
+        "split": data.meta.get("split_method", "unknown"),
         "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
         "image_shape": list(data.meta["image_shape"]), "class_names": data.meta["class_names"],
         "experiment": s.experiment, "config_hash": config_hash(ident),
@@ -653,6 +667,20 @@ def _run(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, 
     return code
 
 
+def test_counts(y_true: np.ndarray, y_pred: np.ndarray, subjects: np.ndarray,
+                num_classes: int) -> dict[str, Any]:
+    """Per-slice k/n with its 95 % Wilson interval, and per-subject majority-vote accuracy:
+    what every reported test accuracy carries (the metric names of the training record)."""
+    n = int(len(y_true))
+    k = int(np.count_nonzero(np.asarray(y_true) == np.asarray(y_pred)))
+    out: dict[str, Any] = {"test_correct": k, "test_count": n,
+                           "test_accuracy_ci95": list(wilson_interval(k, n))}
+    if n:
+        ks, ns = subject_accuracy(y_true, y_pred, subjects, num_classes)
+        out.update(subject_test_accuracy=ks / ns, subject_test_correct=ks, subject_test_count=ns)
+    return out
+
+
 def _finish(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundle, out: Path,
             eval_model: nn.Module, model: nn.Module, augment: Augment, history: list[dict[str, Any]],
             best: dict[str, Any], amp: bool, channels_last: bool, run_params: dict[str, Any],
@@ -662,8 +690,9 @@ def _finish(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundl
     is_main = env.rank == 0
     k = data.num_classes
     names = data.meta["class_names"]
-    cm, loss = evaluate(eval_model, data.test, augment, device, s, env.rank, env.world_size, k,
-                        amp, channels_last)
+    pred, loss = predict(eval_model, data.test, augment, device, s, env.rank, env.world_size,
+                         amp, channels_last)
+    cm = confusion_matrix(data.test.labels, pred, k)
     precision, recall = precision_recall(cm)
     epochs_m = [h["metrics"] for h in history]
     train_time = sum(m["epoch_s"] for m in epochs_m)
@@ -672,6 +701,7 @@ def _finish(s: Settings, env: ddp.DistEnv, device: torch.device, data: DataBundl
     steady = statistics.median(per_epoch_ips[1:] if len(per_epoch_ips) > 1 else per_epoch_ips)
     metrics: dict[str, Any] = {
         "test_accuracy": accuracy_from_cm(cm) if len(data.test) else float("nan"),
+        **test_counts(data.test.labels, pred, data.test.subjects, k),
         "test_loss": loss / len(data.test) if len(data.test) else float("nan"),
         "precision": {n: float(p) for n, p in zip(names, precision)},
         "recall": {n: float(r) for n, r in zip(names, recall)},

@@ -88,3 +88,50 @@ def write_confusion_png(path: str | os.PathLike[str], cm: np.ndarray, class_name
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- counts and intervals
+
+def wilson_interval(correct: int, count: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``correct/count`` (scipy's binomtest).
+
+    Wilson rather than the normal approximation: it stays inside [0, 1] and keeps its
+    coverage near 0 % and 100 % accuracy, where our test accuracies live. NaNs for n = 0.
+    """
+    if count <= 0:
+        return float("nan"), float("nan")
+    if not 0 <= correct <= count:
+        raise ValueError(f"correct={correct} must be in 0..count={count}")
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(correct), int(count)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def majority_vote(y_pred: Sequence[int] | np.ndarray, groups: Sequence[str] | np.ndarray,
+                  num_classes: int) -> dict[str, int]:
+    """Predicted class of every group (subject): the class most of its slices were given.
+    A tie goes to the lowest class index (deterministic, and never in the model's favour
+    more often than chance)."""
+    p = np.asarray(y_pred, dtype=np.int64)
+    g = np.asarray(groups, dtype=object)
+    if p.shape != g.shape:
+        raise ValueError(f"y_pred {p.shape} and groups {g.shape} differ in shape")
+    return {str(name): int(np.argmax(np.bincount(p[g == name], minlength=num_classes)))
+            for name in dict.fromkeys(g.tolist())}
+
+
+def subject_accuracy(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray,
+                     subjects: Sequence[str] | np.ndarray, num_classes: int) -> tuple[int, int]:
+    """(subjects classified correctly by majority vote, subjects). Every slice of a subject
+    must carry the same true label."""
+    t = np.asarray(y_true, dtype=np.int64)
+    g = np.asarray(subjects, dtype=object)
+    votes = majority_vote(y_pred, g, num_classes)
+    correct = 0
+    for name, predicted in votes.items():
+        truth = np.unique(t[g == name])
+        if truth.size != 1:
+            raise ValueError(f"subject {name!r} has slices of several classes {truth.tolist()}")
+        correct += int(predicted == truth[0])
+    return correct, len(votes)

@@ -74,7 +74,8 @@ def write_synthetic_dataset(path: str | os.PathLike[str], n_per_class: int = 40,
         d.attrs["names"] = ["train", "val", "test"]
         f.attrs["format"] = "hpc-slices"
         f.attrs["format_version"] = 1
-        f.attrs["config"] = json.dumps({"synthetic": True, "seed": seed, "size": size})
+        f.attrs["config"] = json.dumps({"synthetic": True, "seed": seed, "size": size,
+                                        "split": {"method": "slice"}})  # per-image random split
         f.attrs["versions"] = json.dumps({"h5py": h5py.__version__})
         f.attrs["input_checksums"] = json.dumps({})
         f.attrs["created"] = "1970-01-01T00:00:00+00:00"
