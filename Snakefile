@@ -39,4 +39,5 @@ include: "analysis/rules.smk"
 rule all:
     input:
         results_path("report.html"),
+        results_path("records", "history-entry.csv"),
     default_target: True

@@ -3,6 +3,8 @@
 #   R/records/all.csv, R/records/all.parquet   every record, one row each (hpc report aggregate)
 #   R/report.html                               self-contained report (hpc report build)
 #   R/figures/*.png|svg                         the report's figures, also in `snakemake --report`
+#   R/records/history-entry.csv                 this run's row in the run history (hpc runs add):
+#                                               config["history_dir"] keeps every run's records
 #
 # Inputs come from all_record_files() (experiments/common.smk): one file per sweep point,
 # including points that failed or were skipped (those files hold status failed/skipped
@@ -16,6 +18,7 @@
 localrules:
     aggregate,
     report,
+    history,
 
 
 rule aggregate:
@@ -58,3 +61,21 @@ rule report:
         "python -m hpc report build --records {input.records:q}"
         " --template {input.template:q} --output {output.html:q}"
         " --figures-dir {output.figures:q} > {log:q} 2>&1"
+
+
+rule history:
+    input:
+        report=rules.report.output.html,
+        table=rules.aggregate.output.csv,
+    output:
+        entry=results_path("records", "history-entry.csv"),
+    params:
+        results=results_root_of_entry,
+        history=config.get("history_dir", "runs"),
+    log:
+        results_path("logs", "analysis", "history.log"),
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m hpc runs add {params.results:q} --history {params.history:q}"
+        " --entry {output.entry:q} > {log:q} 2>&1"

@@ -279,3 +279,8 @@ def all_record_files() -> list:
     """
     return (dataset_record_files() + kernel_record_files() + scaling_record_files()
             + training_record_files() + compression_record_files() + inference_record_files())
+
+
+def results_root_of_entry(wildcards, output) -> str:
+    """The results directory a history entry (R/records/history-entry.csv) belongs to."""
+    return str(Path(output.entry).parents[1])

@@ -26,7 +26,7 @@ def expected_jobs(config_path) -> dict[str, int]:
     cfg = load_config(REPO / "config/config.yaml")
     if config_path is not None:
         cfg["experiments"] = yaml.safe_load((REPO / config_path).read_text())["experiments"]
-    jobs = {"build_dataset": 1, "aggregate": 1, "report": 1, "all": 1}
+    jobs = {"build_dataset": 1, "aggregate": 1, "report": 1, "history": 1, "all": 1}
 
     def add(rule, n=1):
         jobs[rule] = jobs.get(rule, 0) + n
@@ -81,7 +81,7 @@ def test_tiny_dry_run(sandbox):
     assert proc.returncode == 0, proc.stdout[-3000:]
     counts = job_counts(proc.stdout)
     assert counts == expected_jobs(TINY_CONFIG)
-    assert counts == {"build_dataset": 1, "aggregate": 1, "report": 1, "all": 1, "bench_kernels": 2,
+    assert counts == {"build_dataset": 1, "aggregate": 1, "report": 1, "history": 1, "all": 1, "bench_kernels": 2,
                       "bench_kernels_gpu": 1, "scale_single": 1, "scale_mpi": 1, "train_cpu": 1,
                       "train_gpu": 1, "train_ddp": 1}
     gpu = re.search(r"rule train_gpu:.*?resources: ([^\n]*)", proc.stdout, re.S).group(1)

@@ -74,7 +74,7 @@ def test_interrupted_run_resumes_and_redoes_only_unfinished_points(finished):
     # the resumed run did the rest: every point not finished before, plus the report
     counts = job_counts(resumed.stdout)
     assert counts.get("report") == 1
-    points_redone = sum(n for rule, n in counts.items() if rule not in ("aggregate", "report", "all"))
+    points_redone = sum(n for rule, n in counts.items() if rule not in ("aggregate", "report", "history", "all"))
     assert points_redone >= len(POINT_FILES) - len(done_before)
 
 
@@ -94,10 +94,10 @@ def test_redoing_one_point_reruns_only_that_job_and_the_report(finished):
     before = _mtimes(sandbox)
     dry = snakemake(sandbox, "-n", *RUN_ARGS, "-R", target, timeout=300)
     assert dry.returncode == 0, dry.stdout[-3000:]
-    assert job_counts(dry.stdout) == {"scale_mpi": 1, "aggregate": 1, "report": 1, "all": 1}
+    assert job_counts(dry.stdout) == {"scale_mpi": 1, "aggregate": 1, "report": 1, "history": 1, "all": 1}
     rerun = snakemake(sandbox, *RUN_ARGS, "-R", target, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:]
-    assert job_counts(rerun.stdout) == {"scale_mpi": 1, "aggregate": 1, "report": 1, "all": 1}
+    assert job_counts(rerun.stdout) == {"scale_mpi": 1, "aggregate": 1, "report": 1, "history": 1, "all": 1}
     after = _mtimes(sandbox)
     assert after[target] != before[target]
     assert {k: v for k, v in after.items() if k != target} == {k: v for k, v in before.items() if k != target}

@@ -117,3 +117,9 @@ def check_tiny_results(sandbox: Path) -> None:
     by_status = table.groupby("status").size().to_dict()
     assert by_status.get("failed", 0) >= 1 and by_status.get("skipped", 0) >= 1
     assert by_status.get("ok", 0) >= 6
+    # the finished run was added to the run history (config history_dir, default runs/)
+    entry = pd.read_csv(sandbox / "results/records/history-entry.csv")
+    index = pd.read_csv(sandbox / "runs/index.csv")
+    assert entry["run_id"].iloc[0] in set(index["run_id"])
+    assert (sandbox / "runs" / entry["run_id"].iloc[0] / "records.parquet").is_file()
+    assert int(entry["n_records"].iloc[0]) >= by_status["ok"]

@@ -111,6 +111,8 @@ def configure_runs(parser: argparse.ArgumentParser) -> None:
     add = sub.add_parser("add", help="keep a results directory's records as a run of the history")
     add.add_argument("results", type=Path, help="results directory or record file")
     add.add_argument("--system", help="system name (default: $HPC_SYSTEM, else the records' host)")
+    add.add_argument("--entry", type=Path, default=None,
+                     help="also write the new index row as a one-row CSV (the workflow's marker file)")
     _history_arg(add)
     add.set_defaults(func=_runs_add)
     ls = sub.add_parser("list", help="the index of runs")
@@ -125,6 +127,13 @@ def _runs_add(args: argparse.Namespace) -> int:
         e = history.add_run(args.results, args.history, args.system)
     except (RecordsNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
+    if args.entry is not None:
+        import dataclasses
+
+        import pandas as pd
+
+        from hpc.atomic import atomic_write_text
+        atomic_write_text(args.entry, pd.DataFrame([dataclasses.asdict(e)]).to_csv(index=False))
     print(f"run {e.run_id}: {e.n_records} records, system {e.system}, commit {e.git_commit or '?'}")
     return 0
 
