@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # shared helpers: kernel_cases, ...
@@ -20,3 +21,14 @@ settings.register_profile("ci", deadline=None, print_blob=True,
 settings.register_profile("thorough", deadline=None, print_blob=True, max_examples=1000,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks: extra torch threads only add synchronisation (and on a loaded CI machine,
+    spinning workers made a test 20x slower). Use with pytest.mark.usefixtures."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

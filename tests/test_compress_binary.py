@@ -12,14 +12,7 @@ from hpc.compress.evaluation import Split, accuracy, fit
 from hpc.models.alexnet import build_model
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: extra torch threads only add synchronisation (and on a loaded CI machine,
-    spinning workers made a test 20x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_binary_conv_forward_is_scaled_sign_convolution() -> None:

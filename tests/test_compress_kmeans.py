@@ -15,14 +15,7 @@ from hpc.compress.kmeans import (INITS, apply_clusters, cluster_model, cluster_w
 from hpc.compress.packed import PackedModelError, load_clustered, pack_indices, save_clustered, unpack_indices
 from hpc.models.alexnet import build_model
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: extra torch threads only add synchronisation (and on a loaded CI machine,
-    spinning workers made a test 20x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = {"arch": "alexnet-small", "num_classes": 3, "in_channels": 1, "input_size": 32, "width": 0.125,

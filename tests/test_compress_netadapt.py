@@ -12,14 +12,7 @@ from hpc.compress.pruning import (channel_counts, mac_unit_table, macs_after_rem
 from hpc.models.alexnet import build_model
 from hpc.models.summary import summarize
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: extra torch threads only add synchronisation (and on a loaded CI machine,
-    spinning workers made a test 20x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # FIGURES.md, 003, Figure 38(a): iteration, resource (MACs), conv1-5, fc1, fc2, fc3 widths
