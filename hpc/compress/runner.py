@@ -144,6 +144,7 @@ def run_kmeans(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_d
                 clustered = apply_clusters(copy.deepcopy(model), layers)
                 ft_s, use = 0.0, layers
                 if mode == "finetune":
+                    torch.manual_seed(int(spec["base"]["seed"]) + bits)  # dropout masks: reproducible runs
                     use, stats = finetune_centroids(clustered, layers, data.train, run["finetune_epochs"],
                                                     lr=run["finetune_lr"], batch_size=spec["base"]["batch_size"],
                                                     seed=int(spec["base"]["seed"]) + bits)
@@ -271,6 +272,7 @@ def run_binary(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_d
     binary = binarize_model(model, per_channel=run["per_channel"])
     first, last, binarised = binarised_layer_names(binary)
     init = accuracy(binary, data.test)
+    torch.manual_seed(seed + 11)  # dropout masks: reproducible runs
     stats = fit(binary, data.train, epochs=run["epochs"], batch_size=spec["base"]["batch_size"], lr=run["lr"],
                 seed=seed + 11)
     acc = accuracy(binary, data.test)
