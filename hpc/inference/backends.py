@@ -27,7 +27,7 @@ from __future__ import annotations
 import abc
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
