@@ -32,6 +32,21 @@ def compression_method(wildcards) -> str:
     raise ValueError(f"experiment {wildcards.experiment!r} has no compression run {wildcards.run!r}")
 
 
+def compression_threads(wildcards) -> int:
+    """Cores a compression job uses, so that Snakemake runs the single-threaded ones side by side.
+
+    Training and evaluation jobs use the experiment's ``threads`` (torch threads; all cores
+    when it is unset). The clustered-convolution benchmark times its points at every thread
+    count of its run, so it takes all cores of a local run and measures alone. Snakemake
+    caps a request above ``--cores``.
+    """
+    spec = EXPERIMENTS[wildcards.experiment]
+    run = getattr(wildcards, "run", "base")
+    if run != "base" and compression_method(wildcards) == "conv":
+        return ALL_CORES
+    return int(spec.get("threads") or ALL_CORES)
+
+
 def compression_run_inputs(wildcards) -> dict:
     """The experiment file, plus the dataset and the base network for the methods that need them."""
     inputs = {"experiment": experiment_file(wildcards)}

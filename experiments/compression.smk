@@ -4,8 +4,10 @@
 #
 # Like every experiment job, they run through `python -m hpc.workflow point`, so a failing
 # run becomes a record with status "failed" (kind "compression") and the workflow goes on.
-# A run whose base job failed finds no model.pt and is recorded as failed too. Jobs take
-# every core (benchmarks and training alike), so locally no two of them share the machine.
+# A run whose base job failed finds no model.pt and is recorded as failed too. Training and
+# evaluation jobs declare the experiment's torch threads (1 in the laptop experiment), so on
+# 2 cores two of them run side by side; the clustered-convolution benchmark takes every core
+# and so measures alone (compression_threads in compression-common.smk).
 
 
 rule compress_base:
@@ -18,7 +20,7 @@ rule compress_base:
         results_path("logs", "compression", "{experiment}", "base.log"),
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.records),
-    threads: ALL_CORES
+    threads: compression_threads
     resources:
         runtime=60,
         mem_mb=8000,
@@ -47,7 +49,7 @@ rule compress_run:
         base_dir=lambda wildcards: results_path("compression", wildcards.experiment, "base"),
         data=lambda wildcards, input: input.get("data", dataset_file()),
         method=compression_method,
-    threads: ALL_CORES
+    threads: compression_threads
     resources:
         runtime=120,
         mem_mb=8000,

@@ -97,7 +97,7 @@ def run_base(spec: dict[str, Any], data_path: str, out_dir: Path, output: Path,
     args = model_args(spec, data)
     model = build_model(**args)
     stats = fit(model, data.train, epochs=base["epochs"], batch_size=base["batch_size"], lr=base["lr"],
-                seed=base["seed"])
+                seed=base["seed"], log=log, label=f"base {base['arch']}")
     val, test = accuracy(model, data.val), accuracy(model, data.test)
     log(f"base {base['arch']}: {stats['steps']} steps in {stats['train_s']:.1f} s; val {val}; test {test}")
     save_model(out_dir / MODEL_FILE, model, args)
@@ -143,7 +143,8 @@ def run_kmeans(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_d
                 if mode == "finetune":
                     use, stats = finetune_centroids(clustered, layers, data.train, run["finetune_epochs"],
                                                     lr=run["finetune_lr"], batch_size=spec["base"]["batch_size"],
-                                                    seed=int(spec["base"]["seed"]) + bits)
+                                                    seed=int(spec["base"]["seed"]) + bits, log=log,
+                                                    label=f"centroid fine-tune {init} {bits} bits")
                     ft_s = stats["train_s"]
                 acc = accuracy(clustered, data.test)
                 file_bytes = roundtrip = None
@@ -268,7 +269,7 @@ def run_binary(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_d
     binary = binarize_model(model, per_channel=run["per_channel"])
     init = accuracy(binary, data.test)
     stats = fit(binary, data.train, epochs=run["epochs"], batch_size=spec["base"]["batch_size"], lr=run["lr"],
-                seed=seed + 11)
+                seed=seed + 11, log=log, label="binarised")
     acc = accuracy(binary, data.test)
     sizes = packed_size_bytes(binary)
     path = out_dir / "binary.npz"
