@@ -1,4 +1,5 @@
-# Compression rules: one job trains the experiment's base network (model.pt next to its
+# Compression rules: one job trains the experiment's base network, or loads the training
+# stage's checkpoint when the experiment sets base.from_training (model.pt next to its
 # record), then one job per run compresses it (python -m hpc compress run ...). Helpers and
 # the output layout: experiments/compression-common.smk.
 #
@@ -12,14 +13,14 @@
 
 rule compress_base:
     input:
-        experiment=experiment_file,
-        data=dataset_file,
+        unpack(compression_base_inputs),
     output:
         records=results_path("compression", "{experiment}", "base", "records.jsonl"),
     log:
         results_path("logs", "compression", "{experiment}", "base.log"),
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.records),
+        source=compression_base_source_flag,
     threads: compression_threads
     resources:
         runtime=60,
@@ -32,7 +33,7 @@ rule compress_base:
         " --kind compression --name '{wildcards.experiment} base'"
         " --param experiment={wildcards.experiment} --param run=base"
         " -- python -m hpc compress base --experiment {input.experiment} --data {input.data}"
-        " --out-dir {params.out_dir} --output {output.records}.part"
+        " --out-dir {params.out_dir} --output {output.records}.part {params.source}"
 
 
 rule compress_run:
