@@ -203,6 +203,13 @@ def test_alexnet_width_on_squeezenet_is_rejected(tmp_path) -> None:
         load_experiment(path)
 
 
+def test_squeezenet_base_from_an_alexnet_training_run_is_rejected(tmp_path) -> None:
+    path = _write(tmp_path, "arch: squeezenet1_1, from_training: {experiment: training-laptop, run: cpu}",
+                  "  - {name: k, method: kmeans}\n")
+    with pytest.raises(ConfigError, match=rf"{path}: base\.from_training .*trains alexnet-small only"):
+        load_experiment(path)
+
+
 # --------------------------------------------------------------------------- runner + report
 
 def test_runner_compresses_squeezenet_end_to_end(tmp_path) -> None:

@@ -44,7 +44,7 @@ WHY_NOT: dict[str, str] = {
 
 def check_experiment(spec: dict[str, Any], source: str) -> None:
     """Raise :class:`hpc.config.ConfigError` naming ``source`` (and the run) if the base
-    architecture does not support a run's method or a ``base`` option."""
+    architecture does not support a run's method, a ``base`` option or ``base.from_training``."""
     base = spec.get("base") or {}
     arch = base.get("arch", "alexnet-small")
     if arch not in ARCH_METHODS:
@@ -53,6 +53,11 @@ def check_experiment(spec: dict[str, Any], source: str) -> None:
         if key in base and key not in ARCH_BASE_OPTIONS[arch]:
             owners = [a for a, opts in ARCH_BASE_OPTIONS.items() if key in opts]
             raise ConfigError(f"{source}: base.{key}: not an option of {arch} (only {', '.join(owners)})")
+    if base.get("from_training") and arch != "alexnet-small":
+        ft = base["from_training"]
+        raise ConfigError(f"{source}: base.from_training ({ft.get('experiment')}/{ft.get('run')}): the training "
+                          f"stage trains alexnet-small only; a {arch} base is trained by the experiment itself "
+                          "(remove from_training)")
     allowed = ARCH_METHODS[arch]
     for run in spec.get("runs") or []:
         method = run.get("method")
