@@ -110,10 +110,13 @@ def check_input_fits(x: np.ndarray, model: Any, name: str, source: str) -> None:
 def load_network(args: argparse.Namespace) -> tuple[Any, np.ndarray]:
     """(model, input batch) with every file/shape problem turned into a CliError."""
     from hpc.inference.networks import WeightsError, build
+    from hpc.models.registry import ModelSpecError
     try:
         model, _ = build(args.model, weights=args.weights, input_size=input_size_of(args.input) or None)
         x = read_input(args.input)
         check_input_fits(x, model, args.model, args.input)
+    except ModelSpecError as exc:  # built for the input's size: the input is what does not fit
+        raise CliError(f"{args.input}: {exc}") from None
     except (WeightsError, InputFileError) as exc:
         raise CliError(str(exc)) from None
     return model, x

@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hpc.models.registry import ModelSpecError
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -99,6 +101,8 @@ def build(name: str, seed: int = 0, weights: str | os.PathLike[str] | None = Non
     torch.manual_seed(seed)
     try:
         model = _construct(spec, state, input_size or spec.input_shape[1], num_classes or spec.num_classes)
+    except ModelSpecError:
+        raise  # the input size, not the weights (the caller names the input)
     except ValueError as exc:
         if not state:
             raise
@@ -116,17 +120,19 @@ def _dim(state: dict[str, torch.Tensor], key: str, dim: int, default: int) -> in
 
 
 def _construct(spec: ModelSpec, state: dict[str, torch.Tensor], input_size: int, classes: int) -> nn.Module:
-    """The spec's architecture with the widths ``state`` implies (the spec's where it is empty)."""
-    from hpc.models.alexnet import AlexNetImageNet, AlexNetSmall
-    from hpc.models.squeezenet import SqueezeNet11
+    """The spec's architecture with the widths ``state`` implies (the spec's where it is empty),
+    built through the suite's one registry (:func:`hpc.models.registry.build_model`)."""
+    from hpc.models.registry import build_model
 
     in_channels = _dim(state, "features.0.weight", 1, spec.input_shape[0])
     if spec.arch == "squeezenet1_1":
-        return SqueezeNet11(num_classes=_dim(state, "classifier.1.weight", 0, classes), in_channels=in_channels)
+        return build_model("squeezenet1_1", num_classes=_dim(state, "classifier.1.weight", 0, classes),
+                           in_channels=in_channels, input_size=input_size)
     if spec.arch == "alexnet-small":
-        return AlexNetSmall(num_classes=_dim(state, "classifier.6.weight", 0, classes), in_channels=in_channels,
-                            input_size=input_size, width=_dim(state, "features.0.weight", 0, 64) / 64,
-                            hidden=_dim(state, "classifier.1.weight", 0, 4096))
+        return build_model("alexnet-small", num_classes=_dim(state, "classifier.6.weight", 0, classes),
+                           in_channels=in_channels, input_size=input_size,
+                           width=_dim(state, "features.0.weight", 0, 64) / 64,
+                           hidden=_dim(state, "classifier.1.weight", 0, 4096))
     if state:
         classic = "features.4.weight" in state
         convs = (0, 4, 8, 10, 12) if classic else (0, 3, 6, 8, 10)
@@ -135,8 +141,8 @@ def _construct(spec: ModelSpec, state: dict[str, torch.Tensor], input_size: int,
             _dim(state, "classifier.6.weight", 0, classes)]
     else:
         classic, channels = input_size == 227, None
-    return AlexNetImageNet(num_classes=classes, in_channels=in_channels, input_size=input_size,
-                           layout="classic" if classic else "torchvision", channels=channels)
+    return build_model("alexnet-imagenet", num_classes=classes, in_channels=in_channels, input_size=input_size,
+                       layout="classic" if classic else "torchvision", channels=channels)
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], name: str,

@@ -6,13 +6,14 @@ import argparse
 import json
 
 from hpc.cli import CliError
+from hpc.models.registry import ARCHS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="{summary}")
     p = sub.add_parser("summary", help="print per-layer output shapes, parameters and MACs",
                        description="Per-layer output shapes, parameters and MACs (batch 1).")
-    p.add_argument("--arch", choices=("alexnet-small", "alexnet-imagenet", "squeezenet1_1"), default="alexnet-small")
+    p.add_argument("--arch", choices=ARCHS, default="alexnet-small")
     p.add_argument("--input-size", type=int, default=None,
                    help="input height=width (small: 32/64/128, default 32; imagenet: default 227; "
                         "squeezenet1_1: default 224)")
@@ -30,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from hpc.models.alexnet import build_model
+    from hpc.models.registry import build_model
     from hpc.models.summary import format_summary, summarize
 
     channels = None
@@ -42,16 +43,15 @@ def _summary(args: argparse.Namespace) -> int:
         if args.classes is not None and channels[-1] != args.classes:
             raise CliError(f"--channels ends in {channels[-1]} classes but --classes is {args.classes}")
     size = args.input_size or {"alexnet-small": 32, "squeezenet1_1": 224}.get(args.arch, 227)
+    options: dict = {}
+    if args.layout is not None:
+        options["layout"] = args.layout
+    if channels is not None:
+        options["channels"] = channels
+    classes = channels[-1] if channels else (args.classes or (1000 if args.arch == "squeezenet1_1" else 3))
     try:
-        if args.arch == "squeezenet1_1":
-            from hpc.models.squeezenet import SqueezeNet11
-            if channels is not None or args.layout is not None:
-                raise ValueError("--channels/--layout: only for alexnet-imagenet")
-            model = SqueezeNet11(num_classes=args.classes or 1000, in_channels=args.in_channels or 3)
-        else:
-            model = build_model(args.arch, num_classes=channels[-1] if channels else (args.classes or 3),
-                                in_channels=args.in_channels, input_size=size, layout=args.layout,
-                                channels=channels)
+        model = build_model(args.arch, num_classes=classes, in_channels=args.in_channels, input_size=size,
+                            **options)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     s = summarize(model, (model.in_channels, size, size), count_bias=args.count_bias)
