@@ -32,6 +32,55 @@ def compression_method(wildcards) -> str:
     raise ValueError(f"experiment {wildcards.experiment!r} has no compression run {wildcards.run!r}")
 
 
+def compression_threads(wildcards) -> int:
+    """Cores a compression job uses, so that Snakemake runs the single-threaded ones side by side.
+
+    Training and evaluation jobs use the experiment's ``threads`` (torch threads; all cores
+    when it is unset). The clustered-convolution benchmark times its points at every thread
+    count of its run, so it takes all cores of a local run and measures alone. Snakemake
+    caps a request above ``--cores``.
+    """
+    spec = EXPERIMENTS[wildcards.experiment]
+    run = getattr(wildcards, "run", "base")
+    if run != "base" and compression_method(wildcards) == "conv":
+        return ALL_CORES
+    return int(spec.get("threads") or ALL_CORES)
+
+
+def compression_training_source(experiment: str):
+    """(training records file, checkpoint) of the run that ``base.from_training`` names, or None."""
+    spec = EXPERIMENTS[experiment]
+    source = (spec.get("base") or {}).get("from_training")
+    if not source:
+        return None
+    where = f"{spec['_path']}: base.from_training {source['experiment']}/{source['run']}"
+    training = EXPERIMENTS.get(source["experiment"])
+    if training is None or training.get("kind") != "training":
+        raise WorkflowError(f"{where}: no training experiment {source['experiment']!r} in the config's "
+                            "experiments list")
+    runs = {run["name"]: run for run in training_runs(training)}
+    if source["run"] not in runs:
+        raise WorkflowError(f"{where}: {source['experiment']} has no run {source['run']!r}; runs: {sorted(runs)}")
+    records = results_path("training", source["experiment"], run_launch(runs[source["run"]]), source["run"],
+                           "records.jsonl")
+    return records, os.path.join(os.path.dirname(records), "checkpoints", "best.pt")
+
+
+def compression_base_inputs(wildcards) -> dict:
+    """The experiment file, the dataset and, with base.from_training, that training run's records."""
+    inputs = {"experiment": experiment_file(wildcards), "data": dataset_file()}
+    source = compression_training_source(wildcards.experiment)
+    if source:
+        inputs["training"] = source[0]
+    return inputs
+
+
+def compression_base_source_flag(wildcards) -> str:
+    """`--from-checkpoint PATH` when the base network comes from the training stage."""
+    source = compression_training_source(wildcards.experiment)
+    return f"--from-checkpoint {source[1]}" if source else ""
+
+
 def compression_run_inputs(wildcards) -> dict:
     """The experiment file, plus the dataset and the base network for the methods that need them."""
     inputs = {"experiment": experiment_file(wildcards)}

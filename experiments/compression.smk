@@ -1,24 +1,27 @@
-# Compression rules: one job trains the experiment's base network (model.pt next to its
+# Compression rules: one job trains the experiment's base network, or loads the training
+# stage's checkpoint when the experiment sets base.from_training (model.pt next to its
 # record), then one job per run compresses it (python -m hpc compress run ...). Helpers and
 # the output layout: experiments/compression-common.smk.
 #
 # Like every experiment job, they run through `python -m hpc.workflow point`, so a failing
 # run becomes a record with status "failed" (kind "compression") and the workflow goes on.
-# A run whose base job failed finds no model.pt and is recorded as failed too. Jobs take
-# every core (benchmarks and training alike), so locally no two of them share the machine.
+# A run whose base job failed finds no model.pt and is recorded as failed too. Training and
+# evaluation jobs declare the experiment's torch threads (1 in the laptop experiment), so on
+# 2 cores two of them run side by side; the clustered-convolution benchmark takes every core
+# and so measures alone (compression_threads in compression-common.smk).
 
 
 rule compress_base:
     input:
-        experiment=experiment_file,
-        data=dataset_file,
+        unpack(compression_base_inputs),
     output:
         records=results_path("compression", "{experiment}", "base", "records.jsonl"),
     log:
         results_path("logs", "compression", "{experiment}", "base.log"),
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.records),
-    threads: ALL_CORES
+        source=compression_base_source_flag,
+    threads: compression_threads
     resources:
         runtime=60,
         mem_mb=8000,
@@ -30,7 +33,7 @@ rule compress_base:
         " --kind compression --name '{wildcards.experiment} base'"
         " --param experiment={wildcards.experiment} --param run=base"
         " -- python -m hpc compress base --experiment {input.experiment} --data {input.data}"
-        " --out-dir {params.out_dir} --output {output.records}.part"
+        " --out-dir {params.out_dir} --output {output.records}.part {params.source}"
 
 
 rule compress_run:
@@ -47,7 +50,7 @@ rule compress_run:
         base_dir=lambda wildcards: results_path("compression", wildcards.experiment, "base"),
         data=lambda wildcards, input: input.get("data", dataset_file()),
         method=compression_method,
-    threads: ALL_CORES
+    threads: compression_threads
     resources:
         runtime=120,
         mem_mb=8000,

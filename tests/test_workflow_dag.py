@@ -114,3 +114,21 @@ def test_invalid_experiment_fails_at_parse_time(sandbox, tmp_path):
     proc = snakemake(sandbox, "-n", "--cores", "1", "--configfile", str(cfg), timeout=300)
     assert proc.returncode != 0
     assert str(bad) in proc.stdout and "ranks" in proc.stdout
+
+
+def test_compression_base_comes_from_the_training_run_it_names(sandbox):
+    proc = snakemake(sandbox, "-n", "-p", "--cores", "2", "results/compression/compression-laptop/base/records.jsonl",
+                     timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert job_counts(proc.stdout) == {"build_dataset": 1, "train_cpu": 1, "compress_base": 1}
+    assert ("--from-checkpoint results/training/training-laptop/cpu/cpu/checkpoints/best.pt"
+            in proc.stdout)
+
+
+def test_compression_from_a_training_run_not_in_the_config_is_named(sandbox, tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("experiments: [experiments/compression-laptop.yaml]\n")
+    proc = snakemake(sandbox, "-n", "--cores", "1", "--configfile", str(cfg), timeout=300)
+    assert proc.returncode != 0
+    assert ("experiments/compression-laptop.yaml: base.from_training training-laptop/cpu: no training "
+            "experiment 'training-laptop'" in proc.stdout), proc.stdout[-3000:]

@@ -34,7 +34,12 @@ def _base(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     output = Path(args.output) if args.output else out_dir / "records.jsonl"
-    run_base(spec, args.data or spec["data"], out_dir, output, log=_log)
+    from hpc.compress.runner import CompressionError
+    try:
+        run_base(spec, args.data or spec["data"], out_dir, output, log=_log,
+                 checkpoint=Path(args.from_checkpoint) if args.from_checkpoint else None)
+    except CompressionError as exc:
+        raise CliError(str(exc)) from None
     return 0
 
 
@@ -77,12 +82,16 @@ def _inspect(args: argparse.Namespace) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action")
     b = sub.add_parser("base", help="train the full-precision network of a compression experiment",
-                       description="Train the experiment's base network on the dataset's training split "
-                                   "and save it (model.pt) for the runs; writes a compression_base record.")
+                       description="Train the experiment's base network on the dataset's training split, "
+                                   "or load a training run's checkpoint (--from-checkpoint), and save it "
+                                   "(model.pt) for the runs; writes a compression_base record.")
     b.add_argument("--experiment", required=True, help="experiments/compression-*.yaml")
     b.add_argument("--data", help="hpc-slices HDF5 file (default: the experiment's data)")
     b.add_argument("--out-dir", required=True, help="directory for model.pt")
     b.add_argument("--output", help="JSONL record file (default: OUT_DIR/records.jsonl)")
+    b.add_argument("--from-checkpoint", metavar="PATH",
+                   help="load this training checkpoint (hpc train run's checkpoints/best.pt) instead of "
+                        "training; required when the experiment sets base.from_training")
     b.set_defaults(func=_base)
     r = sub.add_parser("run", help="one run of a compression experiment",
                        description="Run one named run (kmeans, conv, netadapt or binary) of a compression "

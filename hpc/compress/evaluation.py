@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -131,11 +131,16 @@ def accuracy(model: nn.Module, split: Split) -> Accuracy:
 
 
 def fit(model: nn.Module, split: Split, epochs: float = 1.0, batch_size: int = 64, lr: float = 1e-3,
-        seed: int = 0, steps: int | None = None, params: Any = None) -> dict[str, float]:
+        seed: int = 0, steps: int | None = None, params: Any = None,
+        log: Callable[[str], Any] | None = None, label: str = "train",
+        progress_every_s: float = 15.0) -> dict[str, float]:
     """Train with Adam and cross-entropy on shuffled mini-batches (no augmentation).
 
     ``steps`` (if given) overrides ``epochs``: a fixed number of optimiser steps, what NetAdapt's
     short-term fine-tune needs. ``params``: the tensors to optimise (default: the model's).
+    ``log``: where progress lines go (step, epoch, mean loss since the last line, elapsed and
+    estimated remaining seconds), at most one per ``progress_every_s`` plus the last step, so
+    that a job log on a cluster shows a long training is alive and how long it has left.
     Returns the final mean training loss and the wall time.
     """
     n = len(split)
@@ -151,7 +156,8 @@ def fit(model: nn.Module, split: Split, epochs: float = 1.0, batch_size: int = 6
     losses: list[float] = []
     order = torch.randperm(n, generator=gen)
     pos = 0
-    for _ in range(total):
+    last_log, last_step = t0, 0
+    for step in range(1, total + 1):
         if pos + batch_size > n:
             order, pos = torch.randperm(n, generator=gen), 0
         idx = order[pos:pos + batch_size]
@@ -161,9 +167,21 @@ def fit(model: nn.Module, split: Split, epochs: float = 1.0, batch_size: int = 6
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
+        now = time.perf_counter()
+        if log is not None and (step == total or now - last_log >= progress_every_s):
+            elapsed = now - t0
+            log(progress_line(label, step, total, per_epoch, float(np.mean(losses[last_step:])), elapsed))
+            last_log, last_step = now, step
     model.eval()
     tail = losses[-per_epoch:]
     return {"train_loss": float(np.mean(tail)), "train_s": time.perf_counter() - t0, "steps": total}
+
+
+def progress_line(label: str, step: int, total: int, per_epoch: int, loss: float, elapsed_s: float) -> str:
+    """One progress line of :func:`fit`: where it is, the recent loss and the time left (linear)."""
+    left = elapsed_s * (total - step) / step if step else float("nan")
+    return (f"{label}: step {step}/{total} (epoch {step / per_epoch:.2f}), loss {loss:.4f}, "
+            f"{elapsed_s:.0f} s elapsed, ~{left:.0f} s left")
 
 
 def cpu_latency_s(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1,

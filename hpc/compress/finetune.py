@@ -12,6 +12,8 @@ Biases and any layer not clustered stay frozen, so the result is still exactly
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -40,16 +42,19 @@ class _SharedWeights(nn.Module):
 
 
 def finetune_centroids(model: nn.Module, layers: list[LayerClusters], train: Split, epochs: float,
-                       lr: float = 1e-4, batch_size: int = 64, seed: int = 0) -> tuple[list[LayerClusters], dict]:
+                       lr: float = 1e-4, batch_size: int = 64, seed: int = 0,
+                       log: Callable[[str], Any] | None = None,
+                       label: str = "centroid fine-tune") -> tuple[list[LayerClusters], dict]:
     """Fine-tune the codebooks on ``train``; return new LayerClusters (same indices) and fit stats.
 
-    ``model`` is left with the tuned decoded weights written in.
+    ``model`` is left with the tuned decoded weights written in; ``log``/``label``: progress
+    lines, as :func:`hpc.compress.evaluation.fit` writes them.
     """
     for p in model.parameters():
         p.requires_grad_(False)
     wrapper = _SharedWeights(model, layers)
     stats = fit(wrapper, train, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                params=list(wrapper.codebooks))
+                params=list(wrapper.codebooks), log=log, label=label)
     tuned = [LayerClusters(l.name, l.shape, l.bits, l.indices, cb.detach().numpy().astype(np.float32).copy())
              for l, cb in zip(layers, wrapper.codebooks)]
     for p in model.parameters():

@@ -88,24 +88,48 @@ def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def run_base(spec: dict[str, Any], data_path: str, out_dir: Path, output: Path,
-             log: Callable[[str], Any] = print) -> nn.Module:
-    """Train the full-precision network every method of the experiment starts from."""
+             log: Callable[[str], Any] = print, checkpoint: Path | None = None) -> nn.Module:
+    """The full-precision network every method of the experiment starts from: trained here,
+    or, when the experiment's ``base.from_training`` names a training run, that run's
+    ``checkpoint`` (see :mod:`hpc.compress.trained`)."""
     base = spec["base"]
     _set_threads(spec.get("threads"))
+    from_training = base.get("from_training")
+    if from_training and checkpoint is None:
+        raise CompressionError(f"{spec.get('_path', spec['name'])}: base.from_training names training run "
+                               f"{from_training['experiment']}/{from_training['run']}: pass its checkpoint "
+                               "(--from-checkpoint .../checkpoints/best.pt; the workflow does)")
     data = load_data(data_path)
-    torch.manual_seed(int(base["seed"]))
-    args = model_args(spec, data)
-    model = build_model(**args)
-    stats = fit(model, data.train, epochs=base["epochs"], batch_size=base["batch_size"], lr=base["lr"],
-                seed=base["seed"])
+    common = _common(spec, "base", data_path)
+    if checkpoint is not None:
+        from hpc.compress.trained import TrainedBaseError, load_trained_base
+        try:
+            trained = load_trained_base(checkpoint, data)
+        except TrainedBaseError as exc:
+            raise CompressionError(str(exc)) from None
+        model, args = trained.model, trained.model_args
+        common["arch"] = args["arch"]
+        train_params = {"epochs": float(trained.epoch), "batch_size": trained.batch_size, "lr": trained.lr,
+                        "source": trained.source}
+        train_s = trained.train_s
+        log(f"base {args['arch']}: loaded {trained.source} (epoch {trained.epoch} of the training run)")
+    else:
+        torch.manual_seed(int(base["seed"]))
+        args = model_args(spec, data)
+        model = build_model(**args)
+        stats = fit(model, data.train, epochs=base["epochs"], batch_size=base["batch_size"], lr=base["lr"],
+                    seed=base["seed"], log=log, label=f"base {base['arch']}")
+        train_params = {"epochs": float(base["epochs"]), "batch_size": int(base["batch_size"]),
+                        "lr": float(base["lr"]), "source": None}
+        train_s = stats["train_s"]
+        log(f"base {base['arch']}: {stats['steps']} steps in {train_s:.1f} s")
     val, test = accuracy(model, data.val), accuracy(model, data.test)
-    log(f"base {base['arch']}: {stats['steps']} steps in {stats['train_s']:.1f} s; val {val}; test {test}")
+    log(f"base {args['arch']}: val {val}; test {test}")
     save_model(out_dir / MODEL_FILE, model, args)
     summary = summarize(model, data.image_shape)
-    params = {**_common(spec, "base", data_path), "epochs": float(base["epochs"]),
-              "batch_size": int(base["batch_size"]), "lr": float(base["lr"])}
+    params = {**common, **train_params}
     metrics = {**test.as_metrics("test"), **val.as_metrics("val"), "params": summary.total_params,
-               "macs": summary.total_macs, "train_s": stats["train_s"]}
+               "macs": summary.total_macs, "train_s": train_s}
     append_record(output, new_record("compression_base", f"{spec['name']} base", params, metrics))
     return model
 
@@ -143,7 +167,8 @@ def run_kmeans(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_d
                 if mode == "finetune":
                     use, stats = finetune_centroids(clustered, layers, data.train, run["finetune_epochs"],
                                                     lr=run["finetune_lr"], batch_size=spec["base"]["batch_size"],
-                                                    seed=int(spec["base"]["seed"]) + bits)
+                                                    seed=int(spec["base"]["seed"]) + bits, log=log,
+                                                    label=f"centroid fine-tune {init} {bits} bits")
                     ft_s = stats["train_s"]
                 acc = accuracy(clustered, data.test)
                 file_bytes = roundtrip = None
@@ -286,7 +311,7 @@ def run_binary(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_d
     binary = binarize_model(model, per_channel=run["per_channel"])
     init = accuracy(binary, data.test)
     stats = fit(binary, data.train, epochs=run["epochs"], batch_size=spec["base"]["batch_size"], lr=run["lr"],
-                seed=seed + 11)
+                seed=seed + 11, log=log, label="binarised")
     acc = accuracy(binary, data.test)
     sizes = packed_size_bytes(binary)
     path = out_dir / "binary.npz"

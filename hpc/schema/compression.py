@@ -45,9 +45,11 @@ class _TestAccuracy(Strict):
 
 
 class BaseParams(_RunParams):
-    epochs: float
+    epochs: float = Field(description="epochs trained (of the training run, when loaded from one)")
     batch_size: int
     lr: float
+    source: str | None = Field(None, description="training checkpoint the network was loaded from "
+                                                 "(base.from_training); None: trained by this job")
 
 
 class BaseMetrics(_TestAccuracy):
