@@ -84,7 +84,7 @@ def test_latency_resource_candidates_meet_the_latency_target() -> None:
         assert row.target == pytest.approx(history[i - 1].predicted_latency_s - 0.1 * r0 * 0.96 ** (i - 1))
         assert row.predicted_latency_s <= row.target  # the chosen candidate meets the latency target
         assert row.chosen_layer in prunable(model)
-        assert row.latency_s > 0
+        assert row.latency_s > 0 and row.network_latency_s > 0
     assert 0 < len(table) and table.build_s > 0
     assert any("ms (table)" in m for m in messages)
 
@@ -98,3 +98,4 @@ def test_unknown_resource_is_rejected_by_settings_and_by_the_experiment_schema(t
         load_experiment(exp, kind="compression")
     exp.write_text("kind: compression\nname: ok\nruns:\n  - {name: n, method: netadapt, resource: latency}\n")
     assert load_experiment(exp, kind="compression")["runs"][0]["resource"] == "latency"
+

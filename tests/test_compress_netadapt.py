@@ -1,8 +1,11 @@
 """NetAdapt: the MAC counter on every row of the study's history, channel slicing, the loop."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from hpc.analysis import published
@@ -91,6 +94,20 @@ def test_channels_to_remove_is_the_smallest_multiple_of_the_granularity() -> Non
     assert channels_to_remove(conv2, 48, conv2(24) - 1, 8) == 32
 
 
+@settings(max_examples=200, deadline=None)
+@given(out=st.integers(1, 600), granularity=st.sampled_from([1, 8, 64]), seed=st.integers(0, 2**32 - 1),
+       target=st.integers(-1, 1300))
+def test_bisection_finds_the_same_removal_as_a_linear_search_on_a_monotone_resource(
+        out: int, granularity: int, seed: int, target: int) -> None:
+    costs = np.random.default_rng(seed).integers(0, 3, size=out).cumsum()  # plateaus included (cost 0)
+
+    def after(remove: int) -> float:  # never rises as channels are removed
+        return 1200.0 - float(costs[remove - 1])
+    linear = next((r for r in range(granularity, out, granularity) if out - r >= granularity and after(r) <= target),
+                  None)
+    assert channels_to_remove(after, out, target, granularity) == linear
+
+
 def test_netadapt_meets_the_budget_one_layer_per_iteration() -> None:
     model = tiny()
     g = torch.Generator().manual_seed(0)
@@ -123,3 +140,15 @@ def test_one_pass_evaluation_equals_accuracy_and_loss_of_the_shared_helpers() ->
     acc, loss = evaluate(model, split)
     assert acc == accuracy(model, split)
     assert loss == pytest.approx(loss_of(model, split), rel=1e-6)
+
+
+def test_long_term_fine_tune_reports_its_progress() -> None:
+    from hpc.compress.netadapt import long_term
+    g = torch.Generator().manual_seed(0)
+    train = Split(torch.randn(16, 1, 32, 32, generator=g), torch.randint(0, 3, (16,), generator=g))
+    lines: list[str] = []
+    took = long_term(tiny(), train, NetAdaptSettings(long_term_epochs=1, batch_size=8), log=lines.append)
+    assert took > 0
+    assert lines[0] == "long-term fine-tune: 1 epochs"
+    assert lines[-1].startswith("NetAdapt long-term fine-tune: step 2/2 (epoch 1.00)")
+    assert long_term(tiny(), train, NetAdaptSettings(long_term_epochs=0), log=lines.append) == 0.0

@@ -146,7 +146,9 @@ class NetAdaptMetrics(Strict):
     latency_s: float = Field(description="measured: median CPU forward time of the whole network, batch 1")
     predicted_latency_s: float | None = Field(default=None, description="sum of the latency lookup "
                                               "table's per-layer entries for this network")
-    latency_ratio: float | None = Field(default=None, description="predicted_latency_s / latency_s")
+    network_latency_s: float | None = Field(default=None, description="measured: the whole network timed "
+                                            "with the lookup table's harness (fastest blocked_autorange block)")
+    latency_ratio: float | None = Field(default=None, description="predicted_latency_s / network_latency_s")
     target: float | None = Field(default=None, description="the iteration's resource target (MACs or "
                                  "predicted seconds, see params.resource); None for iteration 0")
     candidates: int
@@ -180,6 +182,8 @@ class NetAdaptResultMetrics(_TestAccuracy):
     latency_after_s: float
     predicted_latency_before_s: float | None = None
     predicted_latency_after_s: float | None = None
+    network_latency_before_s: float | None = Field(default=None, description="whole network, the table's harness")
+    network_latency_after_s: float | None = None
     latency_table_entries: int | None = Field(default=None, description="distinct layer shapes measured")
     latency_table_build_s: float | None = Field(default=None, description="wall time spent measuring them")
     long_term_s: float | None = Field(default=None, description="wall time of the long-term fine-tune")
