@@ -99,3 +99,13 @@ def test_unknown_resource_is_rejected_by_settings_and_by_the_experiment_schema(t
     exp.write_text("kind: compression\nname: ok\nruns:\n  - {name: n, method: netadapt, resource: latency}\n")
     assert load_experiment(exp, kind="compression")["runs"][0]["resource"] == "latency"
 
+
+
+def test_measuring_entries_leaves_the_global_random_state_alone() -> None:
+    table = LatencyTable(min_run_s=FAST)
+    keys = table.keys(tiny(), SHAPE)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    table.predict_s(keys)  # builds layers with random weights and inputs
+    assert torch.equal(torch.rand(3), expected)  # so a MAC-budget run chooses the same with or without it

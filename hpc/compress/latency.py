@@ -178,7 +178,8 @@ class LatencyTable:
     def measure(self, key: BlockKey) -> float:
         """Time one block now, without touching the table: seconds per batch-1 call in the
         fastest timed block (see :func:`fastest`)."""
-        block, x = self._block(key)
+        with torch.random.fork_rng(devices=[]):  # the loop's training must not depend on what was timed
+            block, x = self._block(key)
         m = self._time(block, x, str(key))
         self.details[key] = {"median_s": float(m.median), "iqr_s": float(m.iqr), "blocks": len(m.times),
                              "calls_per_block": int(m.number_per_run)}
