@@ -145,7 +145,7 @@ def trained_alexnet(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
     it with the suite's trainer for a few epochs; return (model, test images, test labels)."""
     from hpc.config import load_config
     from hpc.data.build import build_dataset
-    from hpc.inference.loading import build_for_weights, read_state_dict
+    from hpc.inference.networks import build
     from hpc.train.data import SliceDataset
     from hpc.train.loop import Settings, run_training
 
@@ -156,8 +156,8 @@ def trained_alexnet(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
                         lr=1e-3, width=0.25, hidden=128, threads=1, device="cpu", progress=False, seed=0)
     assert run_training(settings) == 0
     test = SliceDataset(root / "slices.h5", "test")
-    model = build_for_weights("alexnet-small", read_state_dict(root / "run" / "checkpoints" / "best.pt"),
-                              input_size=test.image_shape[1])
+    model, _ = build("alexnet-small", weights=root / "run" / "checkpoints" / "best.pt",
+                     input_size=test.image_shape[1])
     return model, test.load_all(), test.labels
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpc.analysis.tables import col, num, of_kind
 from hpc.inference.fits import fit_linear
 from hpc.schema.inference import COMPONENTS
 
@@ -55,41 +56,33 @@ def _device_label(row: pd.Series) -> str:
     return label + (" (emulated)" if row.get("params.device.emulated") is True else "")
 
 
+def _backend_label(backend: Any, style: Any) -> str:
+    """``backend:style`` (``opencl:tiled``), or the backend alone when it has no style."""
+    return f"{backend}:{style}" if isinstance(style, str) and style else str(backend)
+
+
 def batch_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per ok inference_batch record, component times in seconds."""
-    if df.empty or "kind" not in df.columns:
-        return pd.DataFrame()
-    b = df[(df["kind"] == "inference_batch") & (df["status"] == "ok")]
+    b = of_kind(df, "inference_batch")
     if b.empty:
         return pd.DataFrame()
     out = pd.DataFrame({
-        "model": b["params.model"], "backend": b["params.backend"],
-        "style": b.get("params.style", pd.Series([None] * len(b), index=b.index)),
+        "model": b["params.model"], "backend": b["params.backend"], "style": col(b, "params.style"),
         "device": [_device_label(r) for _, r in b.iterrows()],
         "dtype": b["params.dtype"], "host_memory": b["params.host_memory"],
         "batch": b["params.batch"].astype(int)})
-    for c in COMPONENTS:
-        key = f"metrics.{c}_s"
-        out[f"{c}_s"] = pd.to_numeric(b[key], errors="coerce") if key in b.columns else np.nan
-    for m in ("total_s", "per_image_s", "images_per_s", "unattributed_s", "profiled_total_s",
-              "components_sum_s", "peak_memory_bytes"):
-        key = f"metrics.{m}"
-        out[m] = pd.to_numeric(b[key], errors="coerce") if key in b.columns else np.nan
-    out["backend_label"] = [f"{r.backend}:{r.style}" if isinstance(r.style, str) and r.style else r.backend
-                            for r in out.itertuples()]
+    for m in (*(f"{c}_s" for c in COMPONENTS), "total_s", "per_image_s", "images_per_s", "unattributed_s",
+              "profiled_total_s", "components_sum_s", "peak_memory_bytes"):
+        out[m] = num(b, f"metrics.{m}")
+    out["backend_label"] = [_backend_label(r.backend, r.style) for r in out.itertuples()]
     return out.sort_values(["model", "backend_label", "dtype", "host_memory", "batch"]).reset_index(drop=True)
 
 
 def sweep_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per ok inference_sweep record: cold start, throughput knee, cap."""
-    if df.empty or "kind" not in df.columns:
-        return pd.DataFrame()
-    s = df[(df["kind"] == "inference_sweep") & (df["status"] == "ok")]
     rows = []
-    for _, r in s.iterrows():
-        style = r.get("params.style")
-        rows.append({"model": r["params.model"],
-                     "backend": f"{r['params.backend']}:{style}" if isinstance(style, str) and style else r["params.backend"],
+    for _, r in of_kind(df, "inference_sweep").iterrows():
+        rows.append({"model": r["params.model"], "backend": _backend_label(r["params.backend"], r.get("params.style")),
                      "device": _device_label(r), "dtype": r["params.dtype"], "host_memory": r["params.host_memory"],
                      "cold_start_s": r.get("metrics.cold_start_s"), "warm_batch1_s": r.get("metrics.warm_batch1_s"),
                      "peak_images_per_s": r.get("metrics.peak_images_per_s"), "peak_batch": r.get("metrics.peak_batch"),

@@ -14,6 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpc.analysis.tables import col as _col
+from hpc.analysis.tables import of_kind
+
 STUDY = "FPGA study (DE10-Nano, Cyclone V; Rocabado Rocha 2023)"
 STUDY_MACS = 349_151_936
 # the study's notebook printout, not in its tables: PyTorch on the ARM HPS, SqueezeNet v1.1,
@@ -66,26 +69,24 @@ def study_st_over_ndr() -> float:
 STYLE_ORDER = {"single-task": 0, "ndrange": 1, "tiled": 2}
 
 
-def _col(df: pd.DataFrame, name: str) -> pd.Series:
-    return df[name] if name in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)
+def _run_columns(t: pd.DataFrame) -> dict[str, pd.Series]:
+    """What network and layer records share: model, style, queues, batch, input, device."""
+    return {"model": _col(t, "params.model"), "style": _col(t, "params.style"),
+            "queues": _col(t, "params.two_queues").map(lambda v: 2 if v is True else 1),
+            "batch": _col(t, "params.batch"),
+            "input": _col(t, "params.input_shape").map(lambda s: "x".join(map(str, s[1:])) if isinstance(s, list) else ""),
+            "device": _col(t, "params.device.name"),
+            "emulated": _col(t, "params.device.emulated").fillna(False).astype(bool)}
 
 
 def network_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per ok inference_network record, with the device label and MMAC/s."""
-    if df.empty or "kind" not in df.columns:
-        return pd.DataFrame()
-    net = df[(df["kind"] == "inference_network") & (df["status"] == "ok")]
+    net = of_kind(df, "inference_network")
     if net.empty:
         return pd.DataFrame()
     out = pd.DataFrame({
-        "model": _col(net, "params.model"), "engine": _col(net, "params.engine"),
-        "style": _col(net, "params.style").fillna("torch"),
-        "queues": _col(net, "params.two_queues").map(lambda v: 2 if v is True else 1),
-        "batch": _col(net, "params.batch"),
-        "input": _col(net, "params.input_shape").map(lambda s: "x".join(map(str, s[1:])) if isinstance(s, list) else ""),
-        "device": _col(net, "params.device.name"),
+        **_run_columns(net), "engine": _col(net, "params.engine"),
         "device_type": _col(net, "params.device.opencl_type").fillna(_col(net, "params.device.kind")),
-        "emulated": _col(net, "params.device.emulated").fillna(False).astype(bool),
         "s_per_image": _col(net, "metrics.s_per_image_median"),
         "wall_s_median": _col(net, "metrics.wall_s_median"),
         "wall_s_q1": _col(net, "metrics.wall_s_q1"), "wall_s_q3": _col(net, "metrics.wall_s_q3"),
@@ -94,26 +95,20 @@ def network_table(df: pd.DataFrame) -> pd.DataFrame:
         "load_1min": _col(net, "params.load_avg").map(lambda v: v[0] if isinstance(v, list) and v else np.nan),
         "timestamp": _col(net, "provenance.timestamp"),
     })
+    out["style"] = out["style"].fillna("torch")
     out["order"] = out["style"].map(lambda s: STYLE_ORDER.get(s, 3))
     return out.sort_values(["model", "input", "batch", "order", "queues"]).drop(columns="order").reset_index(drop=True)
 
 
 def layer_table(df: pd.DataFrame) -> pd.DataFrame:
-    if df.empty or "kind" not in df.columns:
-        return pd.DataFrame()
-    lay = df[(df["kind"] == "inference_layer") & (df["status"] == "ok")]
+    lay = of_kind(df, "inference_layer")
     if lay.empty:
         return pd.DataFrame()
     return pd.DataFrame({
-        "model": _col(lay, "params.model"), "style": _col(lay, "params.style"),
-        "queues": _col(lay, "params.two_queues").map(lambda v: 2 if v is True else 1),
-        "batch": _col(lay, "params.batch"),
-        "input": _col(lay, "params.input_shape").map(lambda s: "x".join(map(str, s[1:])) if isinstance(s, list) else ""),
+        **_run_columns(lay),
         "layer": _col(lay, "params.layer"), "layer_type": _col(lay, "params.layer_type"),
         "kernel": _col(lay, "params.kernel"), "macs": _col(lay, "params.macs"),
         "event_s": _col(lay, "metrics.event_s_median"), "mmac_per_s": _col(lay, "metrics.mmac_per_s"),
-        "device": _col(lay, "params.device.name"),
-        "emulated": _col(lay, "params.device.emulated").fillna(False).astype(bool),
     }).reset_index(drop=True)
 
 

@@ -1,20 +1,23 @@
-"""Inference backends: one small interface, so that every engine is swept the same way.
+"""Inference backends: one interface for running a network on torch or on the OpenCL engine.
 
-A backend runs one network on one device and, for one batch, reports where the batch's
+A backend takes a network once (``prepare``) and then either classifies batches
+(``forward``: float32 NCHW in, float32 scores out; what ``hpc infer`` and distributed
+inference use) or runs one batch of the batch sweep (``step``) and reports where its
 time went (``StepTimes``): each layer type, the host<->device copies, allocating and
 freeing the batch's buffers, and the final synchronisation. The sweep
-(``hpc.inference.sweep``) knows nothing else about a backend.
+(``hpc.inference.sweep``) and the CLIs know nothing else about a backend.
 
 Backends here:
 
-* ``torch`` (CPU) and ``torch-cuda``: the network layer by layer. CPU components come from
-  ``torch.profiler`` (CPU activity), with one ``record_function`` range per layer and per
-  runtime step; CUDA layer and copy times come from CUDA events around each of them (the
-  GPU's own clock), allocation/free/synchronisation from the host clock.
-* ``opencl[:STYLE]``: the suite's OpenCL inference engine (``OpenCLEngine``, issue 13),
-  whose ``profile(x)`` returns OpenCL profiling-event seconds per kernel with its layer
-  type. Registered lazily: when the engine is not installed the backend reports itself
-  unavailable with the reason, and its points are recorded as skipped.
+* ``torch`` (CPU) and ``torch-cuda``: the golden model. ``forward`` is the module's own
+  forward; ``step`` runs it layer by layer: CPU components come from ``torch.profiler``
+  (CPU activity), with one ``record_function`` range per layer and per runtime step; CUDA
+  layer and copy times come from CUDA events around each of them (the GPU's own clock),
+  allocation/free/synchronisation from the host clock.
+* ``opencl[:STYLE]``: the suite's OpenCL engine (``hpc.inference.opencl.OpenCLEngine``),
+  whose ``profile(x)`` gives OpenCL profiling-event seconds per kernel with its layer type.
+  When pyopencl or an OpenCL device is missing, or the engine cannot take the network, the
+  backend is unavailable with the reason (the sweep records its points as skipped).
 
 To add a backend: subclass ``InferenceBackend`` and add a factory to ``BACKENDS``
 (``register_backend``); ``hpc bench inference --list-backends`` shows what can run here.
@@ -22,16 +25,16 @@ To add a backend: subclass ``InferenceBackend`` and add a factory to ``BACKENDS`
 from __future__ import annotations
 
 import abc
-import importlib
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
-from hpc.inference.models import layer_type, layers
 from hpc.schema.base import Device
 from hpc.schema.inference import COMPONENTS
 
@@ -46,19 +49,12 @@ class BackendUnavailable(RuntimeError):
     """The backend cannot run on this machine; the message says why (becomes a skipped record)."""
 
 
-class OutOfMemory(RuntimeError):
-    """A batch did not fit into the device's (or the host's) memory."""
-
-
 @dataclass
 class StepTimes:
     """One batch: seconds per component (None = the backend has no such step) and wall time."""
 
     components: dict[str, float | None]
     wall_s: float
-
-    def components_sum(self) -> float:
-        return float(sum(v for v in self.components.values() if v is not None))
 
 
 @dataclass
@@ -68,7 +64,6 @@ class MemoryWindow:
     before_bytes: int = 0
     peak_bytes: int | None = None
     method: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def delta_bytes(self) -> int | None:
@@ -76,11 +71,12 @@ class MemoryWindow:
 
 
 class InferenceBackend(abc.ABC):
-    """What the sweep needs from an engine. ``prepare`` once, then ``step`` per batch."""
+    """One network on one device: ``prepare`` once, then ``forward`` (scores) or ``step``
+    (one timed batch of the sweep) as often as needed."""
 
     name: str = ""
     style: str | None = None
-    #: what ``h2d``/``d2h`` measure on this backend (stored in each record's params)
+    #: what ``h2d``/``d2h`` measure on this backend (stored in each sweep record's params)
     copies: str = ""
     profiler: str = ""
 
@@ -98,8 +94,12 @@ class InferenceBackend(abc.ABC):
             raise ValueError(f"host_memory={host_memory!r}: expected 'pageable' or 'pinned'")
 
     @abc.abstractmethod
-    def prepare(self, model: nn.Module, dtype: str) -> None:
+    def prepare(self, model: nn.Module, dtype: str = "float32") -> None:
         """Take the network (CPU, float32, eval mode) onto the device in ``dtype``."""
+
+    @abc.abstractmethod
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Float32 scores (N, classes) of a float32 NCHW batch, finished on the device."""
 
     @abc.abstractmethod
     def step(self, source: torch.Tensor, host_memory: str, profile: bool) -> StepTimes:
@@ -122,7 +122,7 @@ class InferenceBackend(abc.ABC):
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
         text = str(exc).lower()
-        return isinstance(exc, (MemoryError, OutOfMemory)) or any(
+        return isinstance(exc, MemoryError) or any(
             m in text for m in ("out of memory", "not enough memory", "can't allocate memory"))
 
 
@@ -184,9 +184,43 @@ def components_from_profile(events: Iterable[Any]) -> dict[str, float]:
     return out
 
 
+def layer_type(module: nn.Module) -> str:
+    """The component a leaf layer's time is booked to: conv, fc, pool, activation or other."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return "conv"
+    if isinstance(module, nn.Linear):
+        return "fc"
+    if isinstance(module, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
+                           nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)):
+        return "pool"
+    if isinstance(module, (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.Sigmoid, nn.Tanh)):
+        return "activation"
+    return "other"
+
+
+def layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The network as the ordered list of the layers its forward runs, so that the profiler
+    can wrap each in its own range: ``features -> [avgpool] -> flatten -> classifier`` for
+    both AlexNets, ``features -> classifier -> flatten`` for SqueezeNet (whose classifier is
+    a 1x1 convolution and a global pool, flattened at the end)."""
+    head = [(f"classifier.{i}", m) for i, m in enumerate(model.classifier)]
+    seq: list[tuple[str, nn.Module]] = []
+    for prefix in ("features", "avgpool"):
+        part = getattr(model, prefix, None)
+        if isinstance(part, nn.Sequential):
+            seq += [(f"{prefix}.{i}", m) for i, m in enumerate(part)]
+        elif isinstance(part, nn.Module):
+            seq.append((prefix, part))
+    flatten = ("flatten", nn.Flatten(1))
+    if any(isinstance(m, nn.Linear) for _, m in head):
+        return [*seq, flatten, *head]
+    return [*seq, *head, flatten]
+
+
 # --------------------------------------------------------------------------- torch
 class TorchBackend(InferenceBackend):
-    """The network layer by layer in PyTorch, on the CPU or one CUDA device."""
+    """The network in PyTorch on the CPU or one CUDA device: ``forward`` is the module's own
+    forward (the golden model), ``step`` runs it layer by layer to time each layer."""
 
     def __init__(self, device_kind: str = "cpu", index: int = 0) -> None:
         if device_kind not in ("cpu", "cuda"):
@@ -201,6 +235,7 @@ class TorchBackend(InferenceBackend):
             self.copies = "cudaMemcpy host<->device of the input and the logits, timed by CUDA events"
             self.profiler = ("CUDA events around each layer and copy (GPU time); host clock for "
                              "alloc/free/sync")
+        self._model: nn.Module | None = None
         self._layers: list[tuple[str, nn.Module, str]] = []
         self._dtype = torch.float32
         self._num_classes = 0
@@ -225,20 +260,22 @@ class TorchBackend(InferenceBackend):
                                      "CUDA device, and a CPU backend makes no host->device copy")
 
     # -- network ----------------------------------------------------------------
-    def prepare(self, model: nn.Module, dtype: str) -> None:
+    def prepare(self, model: nn.Module, dtype: str = "float32") -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r}: expected one of {sorted(DTYPES)}")
         self._dtype = DTYPES[dtype]
-        dev = self._torch_device()
-        model = model.to(device=dev, dtype=self._dtype).eval()
-        self._layers = [(name, m, layer_type(m)) for name, m in layers(model)]
+        self._model = model.to(device=self._torch_device(), dtype=self._dtype).eval()
+        self._layers = [(name, m, layer_type(m)) for name, m in layers(self._model)]
         self._num_classes = int(getattr(model, "num_classes", 0))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        assert self._model is not None, "prepare() the backend first"
+        dev = self._torch_device()
         with torch.inference_mode():
-            for _, m, _ in self._layers:
-                x = m(x)
-        return x
+            y = self._model(torch.from_numpy(np.ascontiguousarray(x)).to(device=dev, dtype=self._dtype))
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        return y.float().cpu().numpy()
 
     # -- one batch ----------------------------------------------------------------
     def step(self, source: torch.Tensor, host_memory: str, profile: bool) -> StepTimes:
@@ -360,83 +397,34 @@ class TorchBackend(InferenceBackend):
 
 
 # --------------------------------------------------------------------------- OpenCL engine
-#: Where the OpenCL inference engine (issue 13) is looked up: module path, class name.
-#: The engine's contract: ``OpenCLEngine(model, style, device_index, two_queues, binary)``
-#: with ``.forward(x)``, ``.profile(x)`` (per-kernel OpenCL event seconds with layer types)
-#: and ``.device`` (a hpc.schema.base.Device).
-OPENCL_ENGINE_LOCATIONS: tuple[tuple[str, str], ...] = (
-    ("hpc.inference.opencl", "OpenCLEngine"),
-    ("hpc.inference.opencl_engine", "OpenCLEngine"),
-    ("hpc.opencl.engine", "OpenCLEngine"),
-)
-
-def find_opencl_engine() -> type:
-    """The OpenCLEngine class, or BackendUnavailable saying where it was looked for."""
-    tried = []
-    for module_name, attr in OPENCL_ENGINE_LOCATIONS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            tried.append(f"{module_name} ({exc})")
-            continue
-        if hasattr(module, attr):
-            return getattr(module, attr)
-        tried.append(f"{module_name} (no {attr})")
-    raise BackendUnavailable("opencl: the OpenCL inference engine is not installed in this "
-                             "checkout; looked for OpenCLEngine in " + "; ".join(tried))
-
-
-#: OpenCL profile layer types -> our components; matched by prefix (conv3x3 -> conv,
-#: avgpool_global -> pool). Types not listed are booked to ``other``.
+#: The engine's layer types -> our components, matched by prefix (conv3x3 -> conv,
+#: avgpool_global -> pool); others (lrn) are booked to ``other``. The engine fuses ReLU
+#: into the kernel before it, so ``activation`` stays 0 on this backend.
 OPENCL_TYPE_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("conv", "conv"), ("linear", "fc"), ("fc", "fc"), ("dense", "fc"), ("maxpool", "pool"),
-    ("avgpool", "pool"), ("pool", "pool"), ("relu", "activation"), ("activation", "activation"),
-    ("h2d", "h2d"), ("write", "h2d"), ("d2h", "d2h"), ("read", "d2h"), ("alloc", "alloc"),
-    ("free", "free"), ("sync", "sync"), ("finish", "sync"),
-)
+    ("conv", "conv"), ("linear", "fc"), ("maxpool", "pool"), ("avgpool", "pool"))
 
 
-def opencl_component(layer_type: str) -> str:
-    t = layer_type.lower()
-    return next((comp for prefix, comp in OPENCL_TYPE_PREFIXES if t.startswith(prefix)), "other")
-
-
-def opencl_components(profile: Any) -> dict[str, float]:
-    """Seconds per component from ``OpenCLEngine.profile(x)``.
-
-    The engine returns ``[(layer, layer_type, kernel, seconds), ...]``, one entry per kernel
-    launch with its OpenCL START..END event time; a mapping ``layer_type -> seconds`` or
-    entries with ``layer_type``/``seconds`` attributes are accepted too.
-    """
-    if isinstance(profile, Mapping):
-        items = [(str(k), float(v)) for k, v in profile.items()]
-    else:
-        items = []
-        for e in profile:
-            if isinstance(e, (tuple, list)) and len(e) >= 2:
-                items.append((str(e[1] if len(e) >= 3 else e[0]), float(e[-1])))
-            elif isinstance(e, Mapping):
-                items.append((str(e["layer_type"]), float(e["seconds"])))
-            else:
-                items.append((str(getattr(e, "layer_type")), float(getattr(e, "seconds"))))
+def opencl_components(profile: Iterable[tuple[str, str, str, float]]) -> dict[str, float]:
+    """Seconds per component from ``OpenCLEngine.profile(x)``: one ``(layer, layer_type,
+    kernel, seconds)`` row per kernel launch, seconds between its START and END events."""
     out: dict[str, float] = {}
-    for kind, seconds in items:
-        comp = opencl_component(kind)
-        out[comp] = out.get(comp, 0.0) + seconds
+    for _layer, kind, _kernel, seconds in profile:
+        comp = next((c for prefix, c in OPENCL_TYPE_PREFIXES if kind.startswith(prefix)), "other")
+        out[comp] = out.get(comp, 0.0) + float(seconds)
     return out
 
 
 class OpenCLBackend(InferenceBackend):
-    """The suite's OpenCL engine (one style): forward for wall time, profile for components.
+    """The suite's OpenCL engine (one kernel style) on one OpenCL device.
 
-    The engine's profile holds its kernels only (copies and buffers are internal to its
-    forward), so the copies are measured beside it, on the engine's own context: a
+    ``forward`` is the engine's forward; a profiled ``step`` books the engine's kernel
+    profile by layer type. That profile holds kernels only (copies and buffers are internal
+    to its forward), so the copies are measured beside it, on the engine's own context: a
     profiled ``clEnqueueCopy`` of the batch's input into a device buffer (h2d) and of a
     logits-sized buffer back (d2h), timed by OpenCL events, into buffers kept per batch
     shape as the engine keeps its own; alloc/free are creating and releasing a fresh pair
     of such buffers (host clock). The copies run outside the profiled forward, so
-    ``unattributed_s`` (forward wall minus components) can be slightly negative. Without
-    the engine's ``runtime`` these stay null.
+    ``unattributed_s`` (forward wall minus components) can be slightly negative.
     """
 
     profiler = "OpenCL profiling events (CL_PROFILING_COMMAND_START/END) per kernel and per copy"
@@ -444,22 +432,28 @@ class OpenCLBackend(InferenceBackend):
               "profiled beside the engine's forward (its kernel profile has no copies)")
 
     def __init__(self, style: str | None = None, device_index: int | None = None, two_queues: bool = False,
-                 binary: str | None = None) -> None:
+                 binary: str | Path | None = None) -> None:
         self.name, self.style = "opencl", style or "tiled"
         self.device_index, self.two_queues, self.binary = device_index, two_queues, binary
-        self._engine: Any = None
+        self.engine: Any = None                 # the OpenCLEngine, once prepared
         self._copy_queue: Any = None
         self._copy_buffers: dict[tuple[int, int], tuple[Any, Any]] = {}
         self._num_classes = 0
 
     def device(self) -> Device:
-        if self._engine is None:
-            find_opencl_engine()
+        if self.engine is None:
+            self.check_available()
             raise RuntimeError("opencl: the device is known only after prepare()")
-        return self._engine.device
+        return self.engine.device
 
     def check_available(self) -> None:
-        find_opencl_engine()
+        try:
+            import pyopencl  # noqa: F401
+
+            import hpc.inference.opencl  # noqa: F401
+        except ImportError as exc:
+            raise BackendUnavailable(f"opencl: the OpenCL engine (hpc.inference.opencl.OpenCLEngine) "
+                                     f"cannot be used here: {exc}") from None
 
     def check_host_memory(self, host_memory: str) -> None:
         super().check_host_memory(host_memory)
@@ -467,22 +461,25 @@ class OpenCLBackend(InferenceBackend):
             raise BackendUnavailable("pinned host memory: the OpenCL engine takes host arrays as "
                                      "given (no pinned-buffer variant)")
 
-    def prepare(self, model: nn.Module, dtype: str) -> None:
+    def prepare(self, model: nn.Module, dtype: str = "float32") -> None:
+        """Build the engine; no device, a kernel build failure or a layer the engine has no
+        kernel for raise BackendUnavailable with the engine's own message."""
         if dtype != "float32":
             raise BackendUnavailable(f"opencl: dtype {dtype} not supported (float32 only)")
-        engine_cls = find_opencl_engine()
+        self.check_available()
+        from hpc.inference.opencl import OpenCLEngine
         try:
-            self._engine = engine_cls(model, self.style, self.device_index, self.two_queues, self.binary)
-        except (ValueError, RuntimeError, ImportError) as exc:   # no OpenCL device, unsupported layer
-            raise BackendUnavailable(f"opencl:{self.style}: {type(exc).__name__}: {exc}") from exc
+            self.engine = OpenCLEngine(model, self.style, self.device_index, self.two_queues, self.binary)
+        except (ValueError, RuntimeError) as exc:
+            raise BackendUnavailable(str(exc)) from exc
         self._num_classes = int(getattr(model, "num_classes", 0))
 
-    def _copies(self, x: Any) -> dict[str, float | None]:
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.engine.forward(x)
+
+    def _copies(self, x: np.ndarray) -> dict[str, float | None]:
         """h2d/d2h (OpenCL events) and alloc/free (host clock) of the batch's two buffers."""
-        rt = getattr(self._engine, "runtime", None)
-        if rt is None or not all(hasattr(rt, a) for a in ("cl", "queue", "empty")):
-            return {"h2d": None, "d2h": None}
-        import numpy as np
+        rt = self.engine.runtime
         cl = rt.cl
         if self._copy_queue is None:
             self._copy_queue = rt.queue(profiling=True)
@@ -512,10 +509,10 @@ class OpenCLBackend(InferenceBackend):
         x = source.numpy()
         if not profile:
             t0 = time.perf_counter()
-            self._engine.forward(x)
+            self.engine.forward(x)
             return StepTimes(components={}, wall_s=time.perf_counter() - t0)
         t0 = time.perf_counter()
-        prof = self._engine.profile(x)
+        prof = self.engine.profile(x)
         wall = time.perf_counter() - t0
         comps: dict[str, float | None] = {c: 0.0 for c in COMPONENTS}
         comps["sync"] = None

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_backends:
         return _list_backends()
     from hpc.cli import CliError
-    from hpc.inference.models import UnknownModelError, WeightsError
+    from hpc.inference.networks import UnknownModelError, WeightsError
     from hpc.inference.sweep import SweepSettings, run_sweep
     from hpc.records import append_record
 

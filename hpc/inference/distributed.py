@@ -1,14 +1,15 @@
 """Distributed heterogeneous inference: ``mpiexec -n P python -m hpc infer ... --devices D``.
 
-Each rank runs one engine on its device (``cpu``: torch on the CPU; ``opencl``: the OpenCL
-engine with ``--style``; ``cuda``: torch on a GPU). The batch is split into contiguous
-ranges of images: weighted by a calibration (every rank times its engine on one image, one
-rank after the other, and the throughputs are all-gathered so every rank derives the same
-split, as the pooling driver does) or evenly. Rank 0 reads the input and scatters the images
-(Scatterv), every rank runs its share, rank 0 gathers the scores (Gatherv) and writes them.
-Per-image results do not depend on which other images share a batch, so with the same
-engine on every rank the result equals the single-process one bit for bit; with mixed
-engines each image is within the engines' golden tolerance of the single-process result.
+Each rank runs one backend (``hpc.inference.backends``) on its device (``cpu``: torch on
+the CPU; ``opencl``: the OpenCL engine with ``--style``; ``cuda``: torch on a GPU). The
+batch is split into contiguous ranges of images: weighted by a calibration (every rank
+times its backend on one image, one rank after the other, and the throughputs are
+all-gathered so every rank derives the same split, as the pooling driver does) or evenly.
+Rank 0 reads the input and scatters the images (Scatterv), every rank runs its share, rank
+0 gathers the scores (Gatherv) and writes them. Per-image results do not depend on which
+other images share a batch, so with the same backend on every rank the result equals the
+single-process one bit for bit; with mixed backends each image is within the engines'
+golden tolerance of the single-process result.
 """
 from __future__ import annotations
 
@@ -35,25 +36,16 @@ def split_images(n: int, weights: list[float] | None, ranks: int) -> list[tuple[
     return weighted_split(n, weights if weights is not None else [1.0] * ranks, min_items=0)
 
 
-def _make_engine(kind: str, args: argparse.Namespace, model: Any) -> Any:
-    from hpc.inference.engines import TorchEngine, make_engine
-    if kind == "cpu":
-        return TorchEngine(model)
-    if kind == "cuda":
-        return TorchEngine(model, device="cuda")
-    return make_engine("opencl", model, args.style, args.device, args.two_queues, args.binary)
-
-
-def _calibrate(comm: Any, engine: Any, sample: np.ndarray, repeats: int = 2) -> list[float]:
-    """Images per second of every rank's engine on ``sample`` (one image), measured in turn."""
+def _calibrate(comm: Any, backend: Any, sample: np.ndarray, repeats: int = 2) -> list[float]:
+    """Images per second of every rank's backend on ``sample`` (one image), measured in turn."""
     mine = 0.0
     for turn in range(comm.Get_size()):
         if turn == comm.Get_rank():
-            engine.forward(sample)                          # warm-up (buffers, first launch)
+            backend.forward(sample)                         # warm-up (buffers, first launch)
             best = float("inf")
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                engine.forward(sample)
+                backend.forward(sample)
                 best = min(best, time.perf_counter() - t0)
             mine = sample.shape[0] / max(best, 1e-9)
         comm.Barrier()
@@ -63,7 +55,7 @@ def _calibrate(comm: Any, engine: Any, sample: np.ndarray, repeats: int = 2) -> 
 def main(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
-    from hpc.inference.infer_cli import load_network, print_results, save_output
+    from hpc.inference.infer_cli import load_network, make_backend, print_results, save_output
     from hpc.parallel import failure
     from hpc.parallel.devices import DeviceError, parse_devices
 
@@ -79,12 +71,14 @@ def main(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     kind = kinds[rank]
 
-    def setup() -> tuple[Any, Any, np.ndarray | None]:
+    def setup() -> tuple[Any, np.ndarray | None]:
         model, x = load_network(args)
-        return model, _make_engine(kind, args, model), (x if rank == 0 else None)
+        backend = make_backend(kind, args)
+        backend.prepare(model)
+        return backend, (x if rank == 0 else None)
 
     try:
-        model, engine, x = failure.collective_check(comm, setup, errors=(Exception,))
+        backend, x = failure.collective_check(comm, setup, errors=(Exception,))
     except failure.CollectiveError as exc:
         raise CliError(str(exc)) from None
 
@@ -95,8 +89,8 @@ def main(args: argparse.Namespace) -> int:
         if rank == 0:
             sample[...] = x[:1]
         comm.Bcast(sample, root=0)
-        weights = _calibrate(comm, engine, sample) if args.split == "weighted" and size > 1 else None
-        classes = int(engine.forward(sample).shape[1])
+        weights = _calibrate(comm, backend, sample) if args.split == "weighted" and size > 1 else None
+        classes = int(backend.forward(sample).shape[1])
         bounds = split_images(n, weights, size)
         counts = [b - a for a, b in bounds]
         local = np.empty((counts[rank], *shape[1:]), np.float32)
@@ -105,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
         comm.Scatterv([x, [c * per_image for c in counts], [a * per_image for a, _ in bounds], MPI.FLOAT]
                       if rank == 0 else None, local, root=0)
         t_compute = time.perf_counter()
-        out_local = (engine.forward(local) if counts[rank] else np.empty((0, classes), np.float32))
+        out_local = (backend.forward(local) if counts[rank] else np.empty((0, classes), np.float32))
         t_compute = time.perf_counter() - t_compute
         scores = np.empty((n, classes), np.float32) if rank == 0 else None
         comm.Gatherv(np.ascontiguousarray(out_local, np.float32),
@@ -113,8 +107,8 @@ def main(args: argparse.Namespace) -> int:
                      if rank == 0 else None, root=0)
         elapsed = MPI.Wtime() - t0
         compute_s = comm.gather(t_compute, root=0)
-        names = comm.gather(f"{kind}:{engine.device.name}{' (emulated)' if engine.device.emulated else ''}",
-                            root=0)
+        device = backend.device()
+        names = comm.gather(f"{kind}:{device.name}{' (emulated)' if device.emulated else ''}", root=0)
         if rank == 0:
             assert scores is not None
             print_results(scores, args.top, elapsed, f"{size} rank(s)")

@@ -5,7 +5,9 @@
         --output Y.npy
 
 Prints the top-5 classes of every image and the time of the forward pass (after one
-warm-up pass that builds the kernels and device buffers). Under ``mpiexec -n P`` with
+warm-up pass that builds the kernels and device buffers). The network is built by
+``hpc.inference.networks`` (widths read from the weights) and runs on a backend of
+``hpc.inference.backends`` (``--backend torch`` is the golden model). Under ``mpiexec -n P`` with
 ``--devices cpu,opencl,...`` the batch is split over the ranks (see
 ``hpc.inference.distributed``); ``--expect-ranks P`` makes a wrong launch fail loudly.
 """
@@ -15,18 +17,22 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hpc.cli import CliError
 
 STYLE_CHOICES = ("single-task", "ndrange", "tiled")
+MODEL_CHOICES = ("squeezenet1_1", "alexnet-small", "alexnet-imagenet")
+
+
+class InputFileError(ValueError):
+    """An input batch file of the wrong format, dtype or shape."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from hpc.inference.loading import MODELS
-
-    parser.add_argument("--model", choices=MODELS, required=True)
+    parser.add_argument("--model", choices=MODEL_CHOICES, required=True)
     parser.add_argument("--weights", required=True, help="torch state dict (.pt) or hpc training checkpoint")
     parser.add_argument("--input", required=True, help=".npy float32 NCHW batch")
     parser.add_argument("--output", required=True, help=".npy file for the float32 scores (N, classes)")
@@ -62,18 +68,67 @@ def _launched_under_mpi() -> int:
     return 1
 
 
-def load_network(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """(model, input batch) with every file/shape problem turned into a CliError."""
-    from hpc.inference.loading import (InputFileError, WeightsError, build_for_weights, check_input_fits,
-                                       input_size_of, read_input, read_state_dict)
+def read_input(path: str | os.PathLike[str]) -> np.ndarray:
+    """An NCHW float32 batch from a .npy file (no pickles, no silent conversion)."""
+    path = Path(path)
     try:
-        state = read_state_dict(args.weights)
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: input file not found") from None
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{path}: not a .npy array ({exc})") from None
+    if x.dtype != np.float32:
+        raise InputFileError(f"{path}: dtype {x.dtype}, expected float32 (save x.astype(np.float32))")
+    if x.ndim != 4 or 0 in x.shape:
+        raise InputFileError(f"{path}: shape {x.shape}, expected a non-empty 4-D NCHW batch")
+    return np.ascontiguousarray(x)
+
+
+def input_size_of(path: str | os.PathLike[str]) -> int:
+    """Height of the batch in ``path`` without loading it all (for building size-dependent nets)."""
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception:  # noqa: BLE001 - read_input reports it properly
+        return 0
+    return int(x.shape[2]) if x.ndim == 4 else 0
+
+
+def check_input_fits(x: np.ndarray, model: Any, name: str, source: str) -> None:
+    """Raise InputFileError when the batch does not fit the network built from the weights."""
+    from torch import nn
+    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    if x.shape[1] != first.in_channels:
+        raise InputFileError(f"{source}: shape {x.shape}: {name} with these weights expects "
+                             f"{first.in_channels} input channels")
+    if name == "alexnet-small" and (x.shape[2] != x.shape[3] or x.shape[2] != model.input_size):
+        raise InputFileError(f"{source}: shape {x.shape}: the small AlexNet takes square 32/64/128 px "
+                             "images")
+    if name == "alexnet-imagenet" and model.input_size != x.shape[2]:
+        raise InputFileError(f"{source}: shape {x.shape}: built for {model.input_size} px input")
+
+
+def load_network(args: argparse.Namespace) -> tuple[Any, np.ndarray]:
+    """(model, input batch) with every file/shape problem turned into a CliError."""
+    from hpc.inference.networks import WeightsError, build
+    try:
+        model, _ = build(args.model, weights=args.weights, input_size=input_size_of(args.input) or None)
         x = read_input(args.input)
-        model = build_for_weights(args.model, state, input_size_of(args.input) or None)
         check_input_fits(x, model, args.model, args.input)
     except (WeightsError, InputFileError) as exc:
         raise CliError(str(exc)) from None
     return model, x
+
+
+def make_backend(kind: str, args: argparse.Namespace) -> Any:
+    """The backend of one device kind: ``torch``/``cpu`` (torch on the CPU), ``cuda`` (torch
+    on a GPU) or ``opencl`` (the OpenCL engine with ``--style``, ``--device``, ``--two-queues``,
+    ``--binary``); not yet prepared."""
+    from hpc.inference.backends import OpenCLBackend, TorchBackend
+    if kind in ("torch", "cpu"):
+        return TorchBackend("cpu")
+    if kind == "cuda":
+        return TorchBackend("cuda")
+    return OpenCLBackend(args.style, args.device, args.two_queues, args.binary)
 
 
 def top_classes(scores: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
@@ -107,23 +162,25 @@ def main(args: argparse.Namespace) -> int:
     if _launched_under_mpi() > 1:
         raise CliError(f"running under MPI with {_launched_under_mpi()} ranks but without --devices: "
                        "give one device per rank (e.g. --devices cpu,opencl) to split the batch")
-    from hpc.inference.engines import make_engine
+    from hpc.inference.backends import BackendUnavailable
     from hpc.inference.opencl import (DeviceSelectionError, InputError, KernelBuildError, LayerShapeError,
                                       UnsupportedLayerError)
 
     model, x = load_network(args)
+    backend = make_backend(args.backend, args)
     try:
-        engine = make_engine(args.backend, model, args.style, args.device, args.two_queues, args.binary)
-        engine.forward(x)                                   # warm-up: buffers, first launches
+        backend.prepare(model)
+        backend.forward(x)                                  # warm-up: buffers, first launches
         times, scores = [], None
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            scores = engine.forward(x)
+            scores = backend.forward(x)
             times.append(time.perf_counter() - t0)
-    except (DeviceSelectionError, KernelBuildError, InputError, LayerShapeError, UnsupportedLayerError) as exc:
+    except (BackendUnavailable, DeviceSelectionError, KernelBuildError, InputError, LayerShapeError,
+            UnsupportedLayerError) as exc:
         raise CliError(str(exc)) from None
     assert scores is not None
-    dev = engine.device
+    dev = backend.device()
     what = (f"{args.backend}" + (f" {args.style}{' two queues' if args.two_queues else ''}"
                                  if args.backend == "opencl" else "")
             + f" on {dev.name}{' [emulated FPGA design]' if dev.emulated else ''}; median of {args.repeats}")
@@ -133,7 +190,7 @@ def main(args: argparse.Namespace) -> int:
         if args.save_binary:
             from hpc.atomic import atomic_path
             with atomic_path(args.save_binary) as tmp:
-                Path(tmp).write_bytes(engine.runtime.binary(args.style))
+                Path(tmp).write_bytes(backend.engine.runtime.binary(args.style))
     except OSError as exc:
         raise CliError(str(exc)) from None
     return 0

@@ -27,10 +27,8 @@ import numpy as np
 import torch
 
 from hpc.inference import fits
-from hpc.inference.backends import (DTYPES, BackendUnavailable, StepTimes,
-                                    get_backend)
-from hpc.inference.models import build, model_spec
-from hpc.inference.models import layers as model_layers
+from hpc.inference.backends import DTYPES, BackendUnavailable, StepTimes, get_backend, layers
+from hpc.inference.networks import build, model_spec
 from hpc.records import Record, new_record
 from hpc.schema.inference import COMPONENTS
 
@@ -79,7 +77,7 @@ def per_image_bytes(model: torch.nn.Module, input_shape: Sequence[int], itemsize
     x = torch.zeros((1, *input_shape))
     sizes = [x.numel()]
     with torch.inference_mode():
-        for _, m in model_layers(model):
+        for _, m in layers(model):
             x = m(x)
             sizes.append(x.numel())
     live = max(a + b for a, b in zip(sizes, sizes[1:]))
@@ -137,11 +135,13 @@ def run_sweep(model_name: str, backend_spec: str, settings: SweepSettings,
                          f"warmup={settings.warmup}: repeats and profiled_runs must be >= 1, warmup >= 0")
     backend = get_backend(backend_spec)
     model, weights_label = build(model_name, seed=settings.seed, weights=settings.weights)
+    # what runs: the spec's image size, the channels and classes the weights have
+    input_shape = (int(model.in_channels), *spec.input_shape[1:])
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
 
-    base = {"experiment": settings.experiment, "model": model_name, "input_shape": list(spec.input_shape),
-            "num_classes": spec.num_classes, "weights": weights_label, "backend": backend.name,
+    base = {"experiment": settings.experiment, "model": model_name, "input_shape": list(input_shape),
+            "num_classes": int(model.num_classes), "weights": weights_label, "backend": backend.name,
             "style": backend.style, "dtype": settings.dtype, "host_memory": settings.host_memory,
             "threads": torch.get_num_threads() if backend.name == "torch" else settings.threads,
             "repeats": settings.repeats, "warmup": settings.warmup,
@@ -158,7 +158,7 @@ def run_sweep(model_name: str, backend_spec: str, settings: SweepSettings,
 
     itemsize = torch.empty((), dtype=DTYPES[settings.dtype]).element_size()
     # estimated on the CPU copy before prepare() may move the network to its device
-    per_image = per_image_bytes(model, spec.input_shape, itemsize, device_copy=backend.name != "torch")
+    per_image = per_image_bytes(model, input_shape, itemsize, device_copy=backend.name != "torch")
     weight_bytes = sum(p.numel() for p in model.parameters()) * itemsize
     try:
         backend.check_available()
@@ -175,7 +175,7 @@ def run_sweep(model_name: str, backend_spec: str, settings: SweepSettings,
     dtype = DTYPES[settings.dtype]
 
     def source(batch: int) -> torch.Tensor:
-        return torch.randn((batch, *spec.input_shape), generator=gen).to(dtype)
+        return torch.randn((batch, *input_shape), generator=gen).to(dtype)
 
     # cold start: the first forward of the freshly prepared network, then warm batch 1
     one = source(1)

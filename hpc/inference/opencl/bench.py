@@ -92,23 +92,13 @@ def layer_records(model_name: str, engine: Any, x: np.ndarray, repeats: int) -> 
     return out
 
 
-def build_model(name: str, input_size: int, classes: int, weights: str | None, seed: int) -> torch.nn.Module:
-    from hpc.inference.loading import build_for_weights, read_state_dict
-    from hpc.models.alexnet import build_model as build_alexnet
-    from hpc.models.squeezenet import SqueezeNet11
-    if weights:
-        return build_for_weights(name, read_state_dict(weights), input_size)
-    torch.manual_seed(seed)
-    if name == "squeezenet1_1":
-        return SqueezeNet11(num_classes=classes).eval()
-    return build_alexnet(name, num_classes=classes, input_size=input_size).eval()
-
-
 def run(args: argparse.Namespace) -> list[Record]:
-    from hpc.inference.engines import TorchEngine
+    from hpc.inference.backends import TorchBackend
+    from hpc.inference.networks import build
     from hpc.inference.opencl import OpenCLEngine, Runtime
 
-    model = build_model(args.model, args.input_size, args.classes, args.weights, args.seed)
+    model, _ = build(args.model, seed=args.seed, weights=args.weights, input_size=args.input_size,
+                     num_classes=args.classes)
     in_ch = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
     x = np.random.default_rng(args.seed).standard_normal(
         (args.batch, in_ch, args.input_size, args.input_size)).astype(np.float32)
@@ -129,12 +119,13 @@ def run(args: argparse.Namespace) -> list[Record]:
             if args.layer_repeats:
                 records += layer_records(args.model, engine, x, args.layer_repeats)
     if args.torch:
-        engine = TorchEngine(model)
+        golden = TorchBackend("cpu")
+        golden.prepare(model)
         load = load_avg()
-        times, out = time_forward(engine, x, args.repeats, args.warmup)
+        times, out = time_forward(golden, x, args.repeats, args.warmup)
         macs = sum(L.macs for L in OpenCLEngine(model, style="tiled", runtime=runtime).launches(x.shape))
         rec = network_record(args.model, "torch", None, False, x, out.shape[1], macs, times, args.warmup,
-                             engine.device, load, 0.0)
+                             golden.device(), load, 0.0)
         records.append(rec)
         _say(rec)
     return records

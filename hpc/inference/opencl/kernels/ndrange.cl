@@ -100,16 +100,8 @@ __kernel void maxpool2d(
 {
     const int p = get_global_id(0);
     for (int oy = 0; oy < Ho; oy++)
-    for (int ox = 0; ox < Wo; ox++) {
-        float m = -INFINITY;
-        for (int ky = 0; ky < KH; ky++)
-        for (int kx = 0; kx < KW; kx++) {
-            int iy = oy * SH - PH + ky, ix = ox * SW - PW + kx;
-            if (iy >= 0 && iy < H && ix >= 0 && ix < W)
-                m = fmax(m, in[(p * H + iy) * W + ix]);
-        }
-        out[(p * Ho + oy) * Wo + ox] = APPLY_RELU(m, relu);
-    }
+    for (int ox = 0; ox < Wo; ox++)
+        out[(p * Ho + oy) * Wo + ox] = APPLY_RELU(pool_max(in + p * H * W, H, W, oy * SH - PH, ox * SW - PW, KH, KW), relu);
 }
 
 __kernel void avgpool2d(
@@ -119,16 +111,9 @@ __kernel void avgpool2d(
 {
     const int p = get_global_id(0);
     for (int oy = 0; oy < Ho; oy++)
-    for (int ox = 0; ox < Wo; ox++) {
-        int y0 = oy * SH - PH, x0 = ox * SW - PW;
-        int y1 = min(y0 + KH, H + PH), x1 = min(x0 + KW, W + PW);
-        float div = (float)((y1 - y0) * (x1 - x0));
-        float s = 0.0f;
-        for (int iy = max(y0, 0); iy < min(y1, H); iy++)
-        for (int ix = max(x0, 0); ix < min(x1, W); ix++)
-            s += in[(p * H + iy) * W + ix];
-        out[(p * Ho + oy) * Wo + ox] = APPLY_RELU(s / div, relu);
-    }
+    for (int ox = 0; ox < Wo; ox++)
+        out[(p * Ho + oy) * Wo + ox] = APPLY_RELU(pool_avg(in + p * H * W, H, W, PH, PW, oy * SH - PH, ox * SW - PW,
+                                                           KH, KW), relu);
 }
 
 /* global (N*C): one class score per work-item (the study's avgpool2d, global size 1000). */
@@ -150,14 +135,6 @@ __kernel void lrn(
 {
     const int nc = get_global_id(0), y = get_global_id(1), H = get_global_size(1);
     const int n = nc / C, c = nc % C, W = HW / H;
-    for (int x = 0; x < W; x++) {
-        const int p = y * W + x;
-        float s = 0.0f;
-        for (int j = max(c - size / 2, 0); j <= min(c + (size - 1) / 2, C - 1); j++) {
-            float v = in[(n * C + j) * HW + p];
-            s += v * v;
-        }
-        float v = in[nc * HW + p] / pow(k + alpha / (float)size * s, beta);
-        out[nc * HW + p] = APPLY_RELU(v, relu);
-    }
+    for (int x = 0; x < W; x++)
+        out[nc * HW + y * W + x] = APPLY_RELU(lrn_at(in, n, C, c, HW, y * W + x, size, alpha, beta, k), relu);
 }

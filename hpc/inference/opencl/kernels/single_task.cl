@@ -118,8 +118,7 @@ SINGLE_TASK __kernel void linear(
     }
 }
 
-/* Max pooling, any window/stride/padding; windows are clipped to the input (padding and
-   ceil-mode overhang never win, as in torch). */
+/* Max pooling, any window/stride/padding (window arithmetic: pool_max in common.h). */
 SINGLE_TASK __kernel void maxpool2d(
     const int NC, const int H, const int W, const int KH, const int KW,
     const int SH, const int SW, const int PH, const int PW, const int Ho, const int Wo,
@@ -127,20 +126,11 @@ SINGLE_TASK __kernel void maxpool2d(
 {
     for (int p = 0; p < NC; p++)
     for (int oy = 0; oy < Ho; oy++)
-    for (int ox = 0; ox < Wo; ox++) {
-        float m = -INFINITY;
-        for (int ky = 0; ky < KH; ky++)
-        for (int kx = 0; kx < KW; kx++) {
-            int iy = oy * SH - PH + ky, ix = ox * SW - PW + kx;
-            if (iy >= 0 && iy < H && ix >= 0 && ix < W)
-                m = fmax(m, in[(p * H + iy) * W + ix]);
-        }
-        out[(p * Ho + oy) * Wo + ox] = APPLY_RELU(m, relu);
-    }
+    for (int ox = 0; ox < Wo; ox++)
+        out[(p * Ho + oy) * Wo + ox] = APPLY_RELU(pool_max(in + p * H * W, H, W, oy * SH - PH, ox * SW - PW, KH, KW), relu);
 }
 
-/* Average pooling with a window; the divisor follows torch's count_include_pad=True rule:
-   the window clipped to the padded input (so ceil-mode overhang is not counted). */
+/* Average pooling with a window (divisor rule: pool_avg in common.h). */
 SINGLE_TASK __kernel void avgpool2d(
     const int NC, const int H, const int W, const int KH, const int KW,
     const int SH, const int SW, const int PH, const int PW, const int Ho, const int Wo,
@@ -148,16 +138,9 @@ SINGLE_TASK __kernel void avgpool2d(
 {
     for (int p = 0; p < NC; p++)
     for (int oy = 0; oy < Ho; oy++)
-    for (int ox = 0; ox < Wo; ox++) {
-        int y0 = oy * SH - PH, x0 = ox * SW - PW;
-        int y1 = min(y0 + KH, H + PH), x1 = min(x0 + KW, W + PW);
-        float div = (float)((y1 - y0) * (x1 - x0));
-        float s = 0.0f;
-        for (int iy = max(y0, 0); iy < min(y1, H); iy++)
-        for (int ix = max(x0, 0); ix < min(x1, W); ix++)
-            s += in[(p * H + iy) * W + ix];
-        out[(p * Ho + oy) * Wo + ox] = APPLY_RELU(s / div, relu);
-    }
+    for (int ox = 0; ox < Wo; ox++)
+        out[(p * Ho + oy) * Wo + ox] = APPLY_RELU(pool_avg(in + p * H * W, H, W, PH, PW, oy * SH - PH, ox * SW - PW,
+                                                           KH, KW), relu);
 }
 
 /* Global average pooling (the study's avgpool2d: 13x13x1000 -> 1000 scores); a plain
@@ -173,8 +156,7 @@ SINGLE_TASK __kernel void avgpool_global(
     }
 }
 
-/* Local response normalisation across channels (AlexNet, classic layout), torch's formula:
-   out = x / (k + alpha / size * sum of x^2 over channels [c - size/2, c + (size-1)/2])^beta. */
+/* Local response normalisation across channels (lrn_at in common.h). */
 SINGLE_TASK __kernel void lrn(
     const int N, const int C, const int HW, const int size, const int relu,
     const float alpha, const float beta, const float k,
@@ -182,13 +164,6 @@ SINGLE_TASK __kernel void lrn(
 {
     for (int n = 0; n < N; n++)
     for (int c = 0; c < C; c++)
-    for (int p = 0; p < HW; p++) {
-        float s = 0.0f;
-        for (int j = max(c - size / 2, 0); j <= min(c + (size - 1) / 2, C - 1); j++) {
-            float v = in[(n * C + j) * HW + p];
-            s += v * v;
-        }
-        float v = in[(n * C + c) * HW + p] / pow(k + alpha / (float)size * s, beta);
-        out[(n * C + c) * HW + p] = APPLY_RELU(v, relu);
-    }
+    for (int p = 0; p < HW; p++)
+        out[(n * C + c) * HW + p] = APPLY_RELU(lrn_at(in, n, C, c, HW, p, size, alpha, beta, k), relu);
 }

@@ -115,13 +115,7 @@ __kernel void maxpool2d(
     const int relu, __global const float *restrict in, __global float *restrict out)
 {
     const int ox = get_global_id(0), oy = get_global_id(1), p = get_global_id(2);
-    const int y0 = oy * SH - PH, x0 = ox * SW - PW;
-    __global const float *plane = in + p * H * W;
-    float m = -INFINITY;
-    for (int iy = max(y0, 0); iy < min(y0 + KH, H); iy++)
-        for (int ix = max(x0, 0); ix < min(x0 + KW, W); ix++)
-            m = fmax(m, plane[iy * W + ix]);
-    out[(p * Ho + oy) * Wo + ox] = APPLY_RELU(m, relu);
+    out[(p * Ho + oy) * Wo + ox] = APPLY_RELU(pool_max(in + p * H * W, H, W, oy * SH - PH, ox * SW - PW, KH, KW), relu);
 }
 
 __kernel void avgpool2d(
@@ -130,15 +124,8 @@ __kernel void avgpool2d(
     const int relu, __global const float *restrict in, __global float *restrict out)
 {
     const int ox = get_global_id(0), oy = get_global_id(1), p = get_global_id(2);
-    const int y0 = oy * SH - PH, x0 = ox * SW - PW;
-    const int y1 = min(y0 + KH, H + PH), x1 = min(x0 + KW, W + PW);
-    const float div = (float)((y1 - y0) * (x1 - x0));
-    __global const float *plane = in + p * H * W;
-    float s = 0.0f;
-    for (int iy = max(y0, 0); iy < min(y1, H); iy++)
-        for (int ix = max(x0, 0); ix < min(x1, W); ix++)
-            s += plane[iy * W + ix];
-    out[(p * Ho + oy) * Wo + ox] = APPLY_RELU(s / div, relu);
+    out[(p * Ho + oy) * Wo + ox] = APPLY_RELU(pool_avg(in + p * H * W, H, W, PH, PW, oy * SH - PH, ox * SW - PW,
+                                                       KH, KW), relu);
 }
 
 /* global (N*C); four interleaved partial sums per plane. */
@@ -163,12 +150,5 @@ __kernel void lrn(
     __global const float *restrict in, __global float *restrict out)
 {
     const int p = get_global_id(0), nc = get_global_id(1);
-    const int n = nc / C, c = nc % C;
-    float s = 0.0f;
-    for (int j = max(c - size / 2, 0); j <= min(c + (size - 1) / 2, C - 1); j++) {
-        float v = in[(n * C + j) * HW + p];
-        s += v * v;
-    }
-    float v = in[nc * HW + p] / pow(k + alpha / (float)size * s, beta);
-    out[nc * HW + p] = APPLY_RELU(v, relu);
+    out[nc * HW + p] = APPLY_RELU(lrn_at(in, nc / C, C, nc % C, HW, p, size, alpha, beta, k), relu);
 }
