@@ -161,4 +161,7 @@ def load_experiment(path: str | Path, kind: str | None = None) -> dict[str, Any]
                            schema_path=EXPERIMENT_SCHEMA_PATH)
     if kind is not None and spec["kind"] != kind:
         raise ConfigError(f"{path}: kind is {spec['kind']!r}, expected {kind!r}")
+    if spec["kind"] == "compression":  # combinations the schema cannot state clearly (arch x method)
+        from hpc.compress.experiment import check_experiment
+        check_experiment(spec, str(path))
     return spec

@@ -63,6 +63,29 @@ def _bytes(v: Any) -> str:
     return f"{v / 1e6:.2f} MB" if v >= 1e5 else f"{v / 1e3:.1f} kB"
 
 
+NETWORK_LABELS = {"alexnet-small": "MRI AlexNet", "squeezenet1_1": "SqueezeNet v1.1"}
+
+
+def network_label(arch: Any) -> str:
+    """The name a table shows for a base architecture (``params.arch``)."""
+    return NETWORK_LABELS.get(str(arch), str(arch))
+
+
+def by_network(rows: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """(network label, experiment, rows) per compressed network, AlexNet first.
+
+    Each compression experiment trains one base network, so (experiment, arch) identifies it;
+    rows of different networks must never share a table, a knee or a full-precision reference.
+    """
+    if rows.empty:
+        return []
+    order = list(NETWORK_LABELS)
+    keys = rows[["params.arch", "params.experiment"]].drop_duplicates().itertuples(index=False, name=None)
+    keys = sorted(keys, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), str(k[0]), str(k[1])))
+    return [(network_label(arch), exp, rows[(rows["params.arch"] == arch) & (rows["params.experiment"] == exp)])
+            for arch, exp in keys]
+
+
 def kmeans_rows(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (init, bits, mode), plus the full-precision reference (bits 0)."""
     k = _ok(df, "compression_kmeans")
@@ -106,7 +129,9 @@ def _plot_kmeans(k: pd.DataFrame):  # type: ignore[no-untyped-def]
     return fig
 
 
-def _kmeans_tables(sec, k: pd.DataFrame, sink) -> None:  # type: ignore[no-untyped-def]
+def _kmeans_tables(sec, k: pd.DataFrame, sink, network: str = "MRI AlexNet",  # type: ignore[no-untyped-def]
+                   experiment: str = "", figure_key: str = "compression-kmeans") -> None:
+    """Accuracy-vs-bits table and figure of one network's k-means records."""
     from hpc.analysis.report import Column, make_table
     rows = []
     fp = k[k["params.mode"] == "full-precision"]
@@ -134,32 +159,44 @@ def _kmeans_tables(sec, k: pd.DataFrame, sink) -> None:  # type: ignore[no-untyp
         note = (f"Full precision: {_acc(fp.iloc[0])}, float32 state {_bytes(fp.iloc[0]['metrics.file_bytes'])}. "
                 "Test accuracy as k/n with the 95% Wilson interval. r = n*32/(n*bits + 2^bits*32) over all "
                 "clustered conv and linear weights; the packed file also holds float32 biases and zip headers.")
-    sec.add_table("k-means clustering: held-out test accuracy vs bits", make_table(t, cols, drop_empty=False), note)
-    emb = sink.add("compression-kmeans", _plot_kmeans(k), "k-means clustering: accuracy and compression vs bits",
+    where = f"{network} ({experiment})" if experiment else network
+    sec.add_table(f"k-means clustering of the {where}: held-out test accuracy vs bits",
+                  make_table(t, cols, drop_empty=False), note)
+    emb = sink.add(figure_key, _plot_kmeans(k), f"k-means clustering of the {network}: accuracy and compression vs bits",
                    "Left: test accuracy with 95% Wilson intervals; dashed: the full-precision network. "
                    "Right: the study's theoretical ratio and the measured size of our packed file.")
     if emb:
         sec.figures.append(emb)
-    # the study's Table 7.3 beside ours
-    study_rows = [{"who": "study", "model": m, "orig": o, "final": f, "r": r, "bits": b}
-                  for m, o, f, r, b in study_table_7_3()]
+
+
+def knee_rows(k: pd.DataFrame, network: str) -> list[dict[str, str]]:
+    """Our rows for the Table 7.3 comparison: one network's knee per mode."""
+    fp = k[k["params.mode"] == "full-precision"]
     ours = []
     for mode in ("none", "finetune"):
         kn = knee(k, mode)
         if kn is None or fp.empty:
             continue
         orig = fp.iloc[0]["metrics.float32_weights_bytes"]
-        ours.append({"who": "ours", "model": f"MRI AlexNet ({'no retraining' if mode == 'none' else 'fine-tuned'})",
+        ours.append({"who": "ours", "model": f"{network} ({'no retraining' if mode == 'none' else 'fine-tuned'})",
                      "orig": _bytes(orig), "final": _bytes(orig / kn["metrics.theoretical_ratio"]),
                      "r": f"{kn['metrics.theoretical_ratio']:.2f}", "bits": f"{int(kn['params.bits'])}bits",
                      "file": _bytes(kn.get("metrics.file_bytes"))})
+    return ours
+
+
+def _table_7_3(sec, ours: list[dict[str, str]]) -> None:  # type: ignore[no-untyped-def]
+    """The study's Table 7.3 beside our knees (every compressed network)."""
+    from hpc.analysis.report import Column, make_table
+    study_rows = [{"who": "study", "model": m, "orig": o, "final": f, "r": r, "bits": b}
+                  for m, o, f, r, b in study_table_7_3()]
     t = pd.DataFrame(study_rows + ours).fillna("")
     sec.add_table("Maximum compression without accuracy loss: the study's Table 7.3 beside ours", make_table(t, [
         Column("who", "source"), Column("model", "model"), Column("orig", "weights (float32)", numeric=True),
         Column("final", "final size (theoretical)", numeric=True), Column("r", "compression r", numeric=True),
         Column("bits", "codebook", numeric=True), Column("file", "our packed file", numeric=True)], drop_empty=False),
         "Study: ImageNet top-1, no retraining, same bits in every layer. Ours: fewest bits whose held-out test "
-        "predictions are right at least as often as full precision's (with ~37 test slices, differences of a few "
+        "predictions are right at least as often as full precision's, per network (differences of a few test "
         "slices are inside the intervals above).")
 
 
@@ -339,18 +376,29 @@ def _netadapt_tables(sec, n: pd.DataFrame, res: pd.DataFrame, sink=None) -> None
             Column("lat", "latency, median of single passes", numeric=True), Column("channels", "channels")]))
 
 
+def _full_precision_layers(r: pd.Series) -> str:
+    layers = r.get("params.full_precision_layers")
+    return " and ".join(layers) if isinstance(layers, (list, tuple)) and layers else "first and last layer"
+
+
 def _binary_table(sec, b: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
     from hpc.analysis.report import Column, make_table
     rows = []
-    for _, r in b.iterrows():
-        rows.append({"what": "full precision", "acc": _acc(r, "metrics.full_precision_test"),
-                     "size": _bytes(r["metrics.full_precision_bytes"])})
-        rows.append({"what": f"binarised ({'per-channel' if r['params.per_channel'] else 'per-tensor'} scale, "
-                             f"{int(r['params.activations_bits'])}-bit activations, {r['params.epochs']:g} epochs)",
-                     "acc": _acc(r), "size": f"{_bytes(r['metrics.packed_bytes'])} (file {_bytes(r['metrics.file_bytes'])})"})
-    sec.add_table("Binarised AlexNet vs full precision (held-out test)", make_table(pd.DataFrame(rows), [
-        Column("what", "network"), Column("acc", "test accuracy", numeric=True), Column("size", "model size", numeric=True)]),
-        "1-bit weights (sign, STE) in every conv/linear layer but the first and the last; size counts 1 bit per "
+    for network, experiment, g in by_network(b):
+        for _, r in g.iterrows():
+            rows.append({"net": network, "exp": experiment, "what": "full precision",
+                         "acc": _acc(r, "metrics.full_precision_test"), "size": _bytes(r["metrics.full_precision_bytes"])})
+            rows.append({"net": network, "exp": experiment,
+                         "what": f"binarised ({'per-channel' if r['params.per_channel'] else 'per-tensor'} scale, "
+                                 f"{int(r['params.activations_bits'])}-bit activations, {r['params.epochs']:g} epochs; "
+                                 f"full precision: {_full_precision_layers(r)})",
+                         "acc": _acc(r),
+                         "size": f"{_bytes(r['metrics.packed_bytes'])} (file {_bytes(r['metrics.file_bytes'])})"})
+    sec.add_table("Binarised networks vs full precision (held-out test)", make_table(pd.DataFrame(rows), [
+        Column("net", "network"), Column("exp", "experiment"), Column("what", "variant"),
+        Column("acc", "test accuracy", numeric=True), Column("size", "model size", numeric=True)]),
+        "1-bit weights (sign, STE) in every conv/linear layer but the first and the last (AlexNet: conv1 and the "
+        "class-score layer; SqueezeNet: conv1 and the 1x1 classifier convolution); size counts 1 bit per "
         "binarised weight plus float32 scales and the full-precision layers. The study's binarised ResNet stayed "
         "at chance (10 %, CIFAR-10).")
 
@@ -361,7 +409,9 @@ def compression_section(df: pd.DataFrame, sink) -> Any:  # type: ignore[no-untyp
     sec = Section("compression", "Compression",
                   "Making the trained MRI AlexNet smaller and faster: per-layer k-means weight clustering "
                   "(with and without retraining), convolution directly on clustered weights, NetAdapt channel "
-                  "pruning to a MAC budget and a binarised network, each evaluated on the held-out test split.")
+                  "pruning to a MAC budget and a binarised network, each evaluated on the held-out test split. "
+                  "SqueezeNet v1.1 (trained on the same slices) gets the k-means clustering and the binarised "
+                  "network; its rows are in tables of their own.")
     k, c = kmeans_rows(df), _ok(df, "compression_conv")
     n, res, b = _ok(df, "compression_netadapt"), _ok(df, "compression_netadapt_result"), _ok(df, "compression_binary")
     if k.empty and c.empty and n.empty and b.empty:
@@ -371,11 +421,17 @@ def compression_section(df: pd.DataFrame, sink) -> Any:  # type: ignore[no-untyp
                           + (f" ({bad} failed/skipped: see 'Failed and skipped points')." if bad else "."))
         return sec
     if not k.empty:
-        _kmeans_tables(sec, k, sink)
-        kn = knee(k, "none")
-        if kn is not None:
-            sec.callouts.append(("k-means, no retraining", f"{int(kn['params.bits'])} bits keep full-precision "
-                                 f"test accuracy (r = {kn['metrics.theoretical_ratio']:.1f}x)"))
+        groups = by_network(k)
+        ours: list[dict[str, str]] = []
+        for i, (network, experiment, g) in enumerate(groups):
+            key = "compression-kmeans" if i == 0 else f"compression-kmeans-{experiment}"
+            _kmeans_tables(sec, g, sink, network, experiment if len(groups) > 1 else "", key)
+            ours += knee_rows(g, network)
+            kn = knee(g, "none")
+            if kn is not None:
+                sec.callouts.append((f"k-means, no retraining ({network})", f"{int(kn['params.bits'])} bits keep "
+                                     f"full-precision test accuracy (r = {kn['metrics.theoretical_ratio']:.1f}x)"))
+        _table_7_3(sec, ours)
     if not c.empty:
         _conv_table(sec, c)
         cl = c[c["params.clustered"] == True]  # noqa: E712
@@ -403,7 +459,8 @@ def compression_section(df: pd.DataFrame, sink) -> Any:  # type: ignore[no-untyp
                                  f"{100 * r['metrics.unpruned_test_accuracy']:.1f}% unpruned{lat}"))
     if not b.empty:
         _binary_table(sec, b)
-        r = b.iloc[0]
-        sec.callouts.append(("binarised", f"test {100 * r['metrics.test_accuracy']:.1f}% vs "
-                             f"{100 * r['metrics.full_precision_test_accuracy']:.1f}% full precision"))
+        for network, _, g in by_network(b):
+            r = g.iloc[0]
+            sec.callouts.append((f"binarised ({network})", f"test {100 * r['metrics.test_accuracy']:.1f}% vs "
+                                 f"{100 * r['metrics.full_precision_test_accuracy']:.1f}% full precision"))
     return sec

@@ -11,6 +11,7 @@ One module per job:
 * ``clustered_conv`` / ``conv_bench`` - convolution directly on clustered weights (numba)
   and its benchmark against im2col + BLAS GEMM and torch;
 * ``pruning`` / ``netadapt`` - channel slicing of the sequential AlexNet and the NetAdapt loop;
-* ``binary``      - binarised AlexNet (sign weights, STE, 8-bit activations);
+* ``binary``      - binarised AlexNet/SqueezeNet (sign weights, STE, 8-bit activations);
+* ``experiment``  - which methods and base options each architecture supports (checked on load);
 * ``runner`` / ``cli`` - one experiment run -> records (``python -m hpc compress``).
 """

@@ -1,4 +1,4 @@
-"""Binarised AlexNet: 1-bit weights with a per-output-channel scale, 8-bit activations.
+"""Binarised AlexNet and SqueezeNet: 1-bit weights with a per-output-channel scale, 8-bit activations.
 
 Written as a few lines of autograd rather than with Brevitas: the whole method is one
 ``torch.autograd.Function`` (sign forward, straight-through backward) and one fake-quantiser,
@@ -14,8 +14,9 @@ and Brevitas would add a dependency (and its own torch pin to keep compatible wi
   block, unsigned uniform quantisation with a per-batch scale ``max(x)/255`` and a
   straight-through rounding. Binary activations were the study's (unclear) choice and its
   network stayed at chance; 8-bit activations keep the experiment about the weights.
-* The first convolution and the last linear layer stay in full precision (usual practice:
-  they hold few weights and most of the accuracy loss).
+* The first and the last weighted layer stay in full precision (usual practice: they hold
+  few weights and most of the accuracy loss): AlexNet's conv1 and class-score Linear,
+  SqueezeNet's conv1 and 1x1 classifier convolution (see :func:`binarize_model`).
 """
 from __future__ import annotations
 
@@ -98,24 +99,45 @@ def _binary_like(m: nn.Module, per_channel: bool) -> nn.Module:
     return new
 
 
+def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    (root.get_submodule(parent) if parent else root)._modules[name] = module
+
+
 def binarize_model(model: nn.Module, per_channel: bool = True) -> nn.Module:
-    """A copy of a sequential AlexNet with every conv/linear layer binarised except the first
-    and the last, and an 8-bit activation quantiser after every ReLU that feeds a binarised layer.
-    Weights (and biases) are copied, so it can start from a trained full-precision model."""
+    """A copy of ``model`` with every Conv2d/Linear binarised except the first and the last, and
+    an 8-bit activation quantiser after every ReLU that comes before the last weighted layer.
+
+    "First", "last" and "before" follow module registration order, which is the execution order
+    in the suite's networks: AlexNet's ``features``/``classifier`` Sequentials, and SqueezeNet,
+    whose fire modules register squeeze, expand1x1, expand3x3 with their ReLUs in the order they
+    run. So in AlexNet conv1 and the class-score Linear stay in full precision; in SqueezeNet
+    conv1 (``features.0``) and the 1x1 classifier convolution (``classifier.1``), and the ReLU
+    after that classifier convolution (feeding only the average pool) is not quantised: every
+    layer after the first receives 8-bit activations, the class scores stay float.
+    Weights (and biases) are copied, so it can start from a trained full-precision model.
+    """
     new = copy.deepcopy(model)
-    weighted = [(c, n) for c in ("features", "classifier") for n, m in getattr(new, c).named_children()
-                if isinstance(m, (nn.Conv2d, nn.Linear))]
-    for c, n in weighted[1:-1]:
-        container = getattr(new, c)
-        container._modules[n] = _binary_like(container._modules[n], per_channel)
-    for c in ("features", "classifier"):
-        container = getattr(new, c)
-        for n, m in list(container.named_children()):
-            if isinstance(m, nn.ReLU):
-                container._modules[n] = nn.Sequential(nn.ReLU(), ActQuant8())
-    # the ReLUs before the first binarised layer feed a full-precision-weight conv's output
-    # chain anyway; quantising them too keeps every binarised layer's input at 8 bits
+    modules = list(new.named_modules())
+    weighted = [i for i, (_, m) in enumerate(modules) if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if len(weighted) < 3:
+        raise ValueError(f"binarize_model: {type(model).__name__} has {len(weighted)} conv/linear layers; "
+                         "need at least 3 (the first and the last stay in full precision)")
+    for i in weighted[1:-1]:
+        name, m = modules[i]
+        _set_submodule(new, name, _binary_like(m, per_channel))
+    for name, m in modules[:weighted[-1]]:
+        if isinstance(m, nn.ReLU):
+            _set_submodule(new, name, nn.Sequential(nn.ReLU(), ActQuant8()))
     return new
+
+
+def binarised_layer_names(model: nn.Module) -> tuple[str, str, list[str]]:
+    """(first full-precision layer, last full-precision layer, binarised layers) of a
+    :func:`binarize_model` result, by module path."""
+    weighted = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return (weighted[0][0], weighted[-1][0],
+            [n for n, m in weighted if isinstance(m, (BinaryConv2d, BinaryLinear))])
 
 
 def packed_size_bytes(model: nn.Module) -> dict[str, int]:

@@ -66,15 +66,15 @@ def _macs(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from hpc.compress.packed import PackedModelError, load_clustered
-    from hpc.models.alexnet import build_model
     try:
-        model, layers = load_clustered(args.file, build_model)
+        model, layers = load_clustered(args.file)
     except PackedModelError as exc:
         raise CliError(str(exc)) from None
     size = Path(args.file).stat().st_size
-    print(f"{args.file}: {size:,} bytes, {len(layers)} clustered layers")
+    arch = type(model).__name__
+    print(f"{args.file}: {arch}, {size:,} bytes, {len(layers)} clustered layers")
     for l in layers:
-        print(f"  {l.name:<14} {'x'.join(map(str, l.shape)):>16}  {l.bits} bits  "
+        print(f"  {l.name:<22} {'x'.join(map(str, l.shape)):>16}  {l.bits} bits  "
               f"codebook {l.codebook.size}  r={l.theoretical_ratio():.2f}")
     return 0
 

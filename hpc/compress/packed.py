@@ -80,8 +80,12 @@ def save_clustered(path: str | os.PathLike[str], model: nn.Module, layers: list[
 
 
 def load_clustered(path: str | os.PathLike[str],
-                   build: Callable[..., nn.Module]) -> tuple[nn.Module, list[LayerClusters]]:
-    """Rebuild the model with ``build(**model_args)`` and load the decoded weights into it."""
+                   build: Callable[..., nn.Module] | None = None) -> tuple[nn.Module, list[LayerClusters]]:
+    """Rebuild the model with ``build(**model_args)`` (default: the model registry,
+    ``hpc.models.registry.build_model``, which knows every arch the suite writes) and load the
+    decoded weights into it."""
+    if build is None:
+        from hpc.models.registry import build_model as build
     path = Path(path)
     try:
         data = np.load(path, allow_pickle=False)
@@ -91,7 +95,10 @@ def load_clustered(path: str | os.PathLike[str],
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         raise PackedModelError(f"{path}: format {header.get('format')!r} v{header.get('version')}, "
                                f"expected {FORMAT!r} v{VERSION}")
-    model = build(**header["model_args"])
+    try:
+        model = build(**header["model_args"])
+    except ValueError as exc:
+        raise PackedModelError(f"{path}: cannot rebuild its model ({exc})") from None
     layers = []
     for entry in header["layers"]:
         shape = tuple(entry["shape"])

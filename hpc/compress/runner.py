@@ -22,7 +22,7 @@ from torch import nn
 
 from hpc.atomic import atomic_path
 from hpc.compress.evaluation import Data, accuracy, cpu_latency_s, fit, load_data, predict
-from hpc.models.alexnet import build_model
+from hpc.models.registry import ARCH_OPTIONS, build_model
 from hpc.models.summary import summarize
 from hpc.provenance import cpu_model
 from hpc.records import append_record, new_record
@@ -62,10 +62,13 @@ def _set_threads(threads: int | None) -> None:
 # --------------------------------------------------------------------------- base model
 
 def model_args(spec: dict[str, Any], data: Data) -> dict[str, Any]:
+    """Build arguments of the base network (``hpc.models.registry.build_model``): the dataset's
+    classes and image shape, plus the architecture's own options given under ``base``
+    (``width``/``hidden`` for alexnet-small; the experiment check rejects them for SqueezeNet)."""
     base = spec["base"]
     c, h, _ = data.image_shape
-    return {"arch": base["arch"], "num_classes": data.num_classes, "in_channels": c, "input_size": h,
-            "width": float(base["width"]), "hidden": int(base["hidden"])}
+    options = {k: base[k] for k in ARCH_OPTIONS[base["arch"]] if k in base}
+    return {"arch": base["arch"], "num_classes": data.num_classes, "in_channels": c, "input_size": h, **options}
 
 
 def save_model(path: Path, model: nn.Module, args: dict[str, Any]) -> None:
@@ -165,6 +168,7 @@ def run_kmeans(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_d
                 clustered = apply_clusters(copy.deepcopy(model), layers)
                 ft_s, use = 0.0, layers
                 if mode == "finetune":
+                    torch.manual_seed(int(spec["base"]["seed"]) + bits)  # dropout masks: reproducible runs
                     use, stats = finetune_centroids(clustered, layers, data.train, run["finetune_epochs"],
                                                     lr=run["finetune_lr"], batch_size=spec["base"]["batch_size"],
                                                     seed=int(spec["base"]["seed"]) + bits, log=log,
@@ -175,7 +179,7 @@ def run_kmeans(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_d
                 if run["write_files"]:
                     path = out_dir / f"clustered-{init}-{bits}bit-{mode}.npz"
                     file_bytes = save_clustered(path, clustered, use, args)
-                    loaded, _ = load_clustered(path, build_model)
+                    loaded, _ = load_clustered(path)
                     roundtrip = bool(torch.equal(predict(loaded, data.test.x), predict(clustered, data.test.x))
                                      and torch.equal(loaded(data.test.x), clustered(data.test.x)))
                 metrics = {**acc.as_metrics("test"), "theoretical_ratio": overall_ratio(use),
@@ -302,7 +306,7 @@ def run_netadapt(spec: dict[str, Any], run: dict[str, Any], data_path: str, base
 
 def run_binary(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_dir: Path, out_dir: Path,
                output: Path, log: Callable[[str], Any] = print) -> None:
-    from hpc.compress.binary import binarize_model, pack_binary_weights, packed_size_bytes
+    from hpc.compress.binary import binarised_layer_names, binarize_model, pack_binary_weights, packed_size_bytes
 
     data = load_data(data_path)
     model, args = load_model(base_dir / MODEL_FILE)
@@ -312,7 +316,9 @@ def run_binary(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_d
         torch.manual_seed(seed)
         model = build_model(**args)
     binary = binarize_model(model, per_channel=run["per_channel"])
+    first, last, binarised = binarised_layer_names(binary)
     init = accuracy(binary, data.test)
+    torch.manual_seed(seed + 11)  # dropout masks: reproducible runs
     stats = fit(binary, data.train, epochs=run["epochs"], batch_size=spec["base"]["batch_size"], lr=run["lr"],
                 seed=seed + 11, log=log, label="binarised")
     acc = accuracy(binary, data.test)
@@ -323,7 +329,8 @@ def run_binary(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_d
             np.savez(fh, **pack_binary_weights(binary))
     params = {**_common(spec, run["name"], data_path), "per_channel": bool(run["per_channel"]),
               "activations_bits": 8, "epochs": float(run["epochs"]), "lr": float(run["lr"]),
-              "from_pretrained": bool(run["from_pretrained"])}
+              "from_pretrained": bool(run["from_pretrained"]), "full_precision_layers": [first, last],
+              "binarised_layers": len(binarised)}
     metrics = {**acc.as_metrics("test"), "init_test_accuracy": init.value,
                **{k.replace("test_", "full_precision_test_", 1): v for k, v in fp.as_metrics("test").items()},
                **sizes, "file_bytes": path.stat().st_size, "train_s": stats["train_s"]}

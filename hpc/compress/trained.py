@@ -23,7 +23,7 @@ import numpy as np
 from torch import nn
 
 from hpc.compress.evaluation import Data
-from hpc.models.alexnet import build_model
+from hpc.models.registry import build_model
 
 
 class TrainedBaseError(ValueError):

@@ -196,6 +196,9 @@ class BinaryParams(_RunParams):
     epochs: float
     lr: float
     from_pretrained: bool
+    full_precision_layers: list[str] | None = Field(default=None, description="the first and the last "
+                                                    "weighted layer, kept in full precision (module paths)")
+    binarised_layers: int | None = Field(default=None, description="conv/linear layers with 1-bit weights")
 
 
 class BinaryMetrics(_TestAccuracy):
