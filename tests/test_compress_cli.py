@@ -2,6 +2,7 @@
 strict records of every kind, and the report section built from them."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,11 @@ def test_every_method_writes_records_of_its_kind(runs) -> None:
     final = kinds["compression_netadapt_result"][0]
     assert final.metrics["macs_after"] == history[-1].metrics["macs"]
     assert final.metrics["mac_reduction"] >= 0.2  # budget_ratio 0.8 in the tiny experiment
+    assert all(r.params["resource"] == "macs" and r.metrics["predicted_latency_s"] > 0
+               and r.metrics["network_latency_s"] > 0 for r in history)  # latency recorded whatever the budget
+    assert final.metrics["latency_table_entries"] >= 8  # at least one entry per weighted layer
+    table = json.loads((runs / "netadapt" / "latency-table.json").read_text())
+    assert len(table["entries"]) == final.metrics["latency_table_entries"] and table["threads"] == 1
     assert final.params["device"]["kind"] == "cpu"
 
 
@@ -71,7 +77,9 @@ def test_report_section_shows_every_part(runs) -> None:
     assert any("accuracy vs bits" in t for t in titles)
     assert any("Table 7.3" in t for t in titles)
     assert any("NetAdapt history of the study" in t for t in titles)
-    assert any("NetAdapt on the MRI AlexNet" in t for t in titles)
+    assert any("NetAdapt on the MRI AlexNet" in t and "resource macs" in t for t in titles)
+    history = next(t for title, t, _ in sec.tables if "NetAdapt on the MRI AlexNet" in title)
+    assert "predicted / measured" in [c.label for c in history.columns]
     assert any("Binarised" in t for t in titles)
     assert any("Clustered convolution" in t for t in titles)
     assert sec.figures and sec.empty_note is None

@@ -245,21 +245,105 @@ def _conv_table(sec, c: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
             + [Column(i, i, numeric=True) for i in ("vanilla-cl", "reordered-cl", "blocked-cl", "grouped-cl")]))
 
 
-def _netadapt_tables(sec, n: pd.DataFrame, res: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
-    from hpc.analysis.report import Column, make_table
-    ours = []
+def _num(v: Any) -> float | None:
+    """A finite number, or None for a missing cell (old records lack the latency-table fields)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _resource(r: pd.Series) -> str:
+    v = r.get("params.resource")
+    return v if isinstance(v, str) and v else "macs"
+
+
+def _target(r: pd.Series) -> str:
+    t = _num(r.get("metrics.target"))
+    if t is None:
+        return "–"
+    return f"{t:,.0f} MACs" if _resource(r) == "macs" else f"{1e3 * t:.3f} ms"
+
+
+def _ms(v: Any) -> str:
+    f = _num(v)
+    return "–" if f is None else f"{1e3 * f:.2f} ms"
+
+
+def netadapt_history_rows(n: pd.DataFrame) -> list[dict[str, str]]:
+    """Our history of one NetAdapt run as table rows (resource target, MACs, both latencies)."""
+    rows = []
     for _, r in n.sort_values("params.iteration").iterrows():
-        ours.append({"it": str(int(r["params.iteration"])), "layer": r["params.chosen_layer"] or "–",
-                     "channels": " ".join(map(str, r["params.channels"])), "macs": f"{int(r['metrics.macs']):,}",
-                     "ratio": f"{r['metrics.mac_ratio']:.3f}", "params": f"{int(r['metrics.params']):,}",
-                     "val": _acc(r, "metrics.val"), "lat": f"{1e3 * r['metrics.latency_s']:.2f} ms"})
-    sec.add_table("NetAdapt on the MRI AlexNet (ours)", make_table(pd.DataFrame(ours), [
-        Column("it", "iteration", numeric=True), Column("layer", "pruned layer"), Column("channels", "channels"),
-        Column("macs", "MACs", numeric=True), Column("ratio", "of initial", numeric=True),
-        Column("params", "parameters", numeric=True), Column("val", "validation accuracy", numeric=True),
-        Column("lat", "CPU latency (batch 1)", numeric=True)]),
-        "Candidates: one per prunable layer, the smallest-L2 channels (granularity 8 conv / 64 linear), short-term "
-        "fine-tuned on the training split; chosen on the validation split.")
+        pred, meas = _num(r.get("metrics.predicted_latency_s")), _num(r.get("metrics.network_latency_s"))
+        rows.append({"it": str(int(r["params.iteration"])), "layer": r["params.chosen_layer"] or "–",
+                     "channels": " ".join(map(str, r["params.channels"])), "target": _target(r),
+                     "macs": f"{int(r['metrics.macs']):,}", "ratio": f"{r['metrics.mac_ratio']:.3f}",
+                     "params": f"{int(r['metrics.params']):,}", "val": _acc(r, "metrics.val"),
+                     "pred": _ms(pred), "net": _ms(meas), "lat": _ms(r.get("metrics.latency_s")),
+                     "lr": f"{pred / meas:.2f}" if pred is not None and meas else "–"})
+    return rows
+
+
+def _plot_netadapt_latency(n: pd.DataFrame):  # type: ignore[no-untyped-def]
+    """Predicted (lookup-table sum) and measured whole-network latency per iteration, per run."""
+    need = ("metrics.predicted_latency_s", "metrics.network_latency_s")
+    if any(c not in n.columns or n[c].isna().all() for c in need):
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
+    for j, (run, g) in enumerate(n.groupby("params.run")):
+        g = g.sort_values("params.iteration")
+        color = f"C{j}"
+        label = f"{run} ({_resource(g.iloc[0])})"
+        ax.plot(g["params.iteration"], 1e3 * g["metrics.network_latency_s"], marker="o", color=color,
+                label=f"{label}: measured")
+        ax.plot(g["params.iteration"], 1e3 * g["metrics.predicted_latency_s"], marker="s", ls="--", color=color,
+                label=f"{label}: table prediction")
+    ax.set(xlabel="NetAdapt iteration", ylabel="CPU latency, batch 1 (ms)", ylim=(0, None),
+           title="Latency: lookup-table prediction vs measured")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def _netadapt_tables(sec, n: pd.DataFrame, res: pd.DataFrame, sink=None) -> None:  # type: ignore[no-untyped-def]
+    from hpc.analysis.report import Column, make_table
+    cols = [Column("it", "iteration", numeric=True), Column("layer", "pruned layer"), Column("channels", "channels"),
+            Column("target", "resource target", numeric=True),
+            Column("macs", "MACs", numeric=True), Column("ratio", "of initial", numeric=True),
+            Column("params", "parameters", numeric=True), Column("val", "validation accuracy", numeric=True),
+            Column("pred", "latency predicted (table)", numeric=True),
+            Column("net", "latency measured (table's harness)", numeric=True),
+            Column("lr", "predicted / measured", numeric=True),
+            Column("lat", "latency, median of single passes", numeric=True)]
+    for run, g in n.groupby("params.run", sort=True):
+        kind = _resource(g.iloc[0])
+        what = ("MACs (the study's prune-by-mac)" if kind == "macs"
+                else "CPU latency predicted by the per-layer lookup table (NetAdapt's resource)")
+        r = res[res["params.run"] == run] if not res.empty and "params.run" in res.columns else pd.DataFrame()
+        table_note = ""
+        if not r.empty and _num(r.iloc[0].get("metrics.latency_table_entries")) is not None:
+            f = r.iloc[0]
+            table_note = (f" Lookup table: {int(f['metrics.latency_table_entries'])} layer shapes measured in "
+                          f"{f['metrics.latency_table_build_s']:.1f} s (torch.utils.benchmark blocked_autorange, "
+                          f"{_num(f.get('params.latency_table_min_run_s')) or 0:g} s per entry, batch 1, "
+                          f"{int(_num(f.get('params.threads')) or 0) or '?'} thread(s)).")
+        sec.add_table(f"NetAdapt on the MRI AlexNet (ours): run {run}, resource {kind}",
+                      make_table(pd.DataFrame(netadapt_history_rows(g)), cols),
+                      f"Budgeted resource: {what}. Candidates: one per prunable layer, the smallest-L2 channels "
+                      "(granularity 8 conv / 64 linear) that bring the resource to the iteration's target, "
+                      "short-term fine-tuned on the training split; chosen on the validation split. Predicted "
+                      "latency: the sum of the table's per-layer entries (each layer with the ReLU/pooling after "
+                      "it, timed alone, batch 1); measured: the whole network timed with the same harness and "
+                      "statistic (fastest blocked_autorange block), and the median of single forward passes. A "
+                      "layer timed alone keeps its weights in cache, inside the network it does not, so the sum "
+                      "tends to be low; timings on a shared machine also carry its load." + table_note)
+    if sink is not None:
+        emb = sink.add("compression-netadapt-latency", _plot_netadapt_latency(n),
+                       "NetAdapt: predicted vs measured latency per iteration",
+                       "Dashed: the sum of the lookup table's per-layer entries; solid: the whole network timed "
+                       "with the same harness (batch 1). Their ratio is in the history tables.")
+        if emb:
+            sec.figures.append(emb)
     hist = study_netadapt()
     study = [{"it": str(i), "acc": a, "macs": f"{m:,}", "ratio": f"{m / hist[0][2]:.3f}", "block": b,
               "channels": " ".join(map(str, ch))} for i, a, m, b, ch in hist]
@@ -271,17 +355,25 @@ def _netadapt_tables(sec, n: pd.DataFrame, res: pd.DataFrame) -> None:  # type: 
     if not res.empty:
         rows = []
         for _, r in res.iterrows():
-            rows.append({"what": "unpruned", "acc": _acc(r, "metrics.unpruned_test"), "macs": f"{int(r['metrics.macs_before']):,}",
-                         "params": f"{int(r['metrics.params_before']):,}", "lat": f"{1e3 * r['metrics.latency_before_s']:.2f} ms",
+            run = r.get("params.run", "")
+            rows.append({"what": f"unpruned ({run})", "acc": _acc(r, "metrics.unpruned_test"),
+                         "macs": f"{int(r['metrics.macs_before']):,}",
+                         "params": f"{int(r['metrics.params_before']):,}", "lat": _ms(r["metrics.latency_before_s"]),
+                         "pred": _ms(r.get("metrics.predicted_latency_before_s")),
+                         "net": _ms(r.get("metrics.network_latency_before_s")),
                          "channels": " ".join(map(str, r["params.channels_before"]))})
-            rows.append({"what": f"pruned ({int(r['params.iterations'])} iterations, long-term fine-tuned)",
+            rows.append({"what": f"pruned ({run}: resource {_resource(r)}, {int(r['params.iterations'])} iterations, "
+                                 f"long-term fine-tuned {r['params.long_term_epochs']:g} epochs)",
                          "acc": _acc(r), "macs": f"{int(r['metrics.macs_after']):,} (−{100 * r['metrics.mac_reduction']:.1f}%)",
-                         "params": f"{int(r['metrics.params_after']):,}", "lat": f"{1e3 * r['metrics.latency_after_s']:.2f} ms",
+                         "params": f"{int(r['metrics.params_after']):,}", "lat": _ms(r["metrics.latency_after_s"]),
+                         "pred": _ms(r.get("metrics.predicted_latency_after_s")),
+                         "net": _ms(r.get("metrics.network_latency_after_s")),
                          "channels": " ".join(map(str, r["params.channels_after"]))})
         sec.add_table("NetAdapt: held-out test accuracy, pruned vs unpruned", make_table(pd.DataFrame(rows), [
             Column("what", "network"), Column("acc", "test accuracy", numeric=True), Column("macs", "MACs", numeric=True),
-            Column("params", "parameters", numeric=True), Column("lat", "CPU latency", numeric=True),
-            Column("channels", "channels")]))
+            Column("params", "parameters", numeric=True), Column("pred", "latency predicted (table)", numeric=True),
+            Column("net", "latency measured (table's harness)", numeric=True),
+            Column("lat", "latency, median of single passes", numeric=True), Column("channels", "channels")]))
 
 
 def _full_precision_layers(r: pd.Series) -> str:
@@ -353,11 +445,18 @@ def compression_section(df: pd.DataFrame, sink) -> Any:  # type: ignore[no-untyp
                                  f"{threads} thread{'s' if threads > 1 else ''}: "
                                  f"{100 * best['metrics.fraction_of_gemm']:.1f}% of BLAS GEMM"))
     if not n.empty:
-        _netadapt_tables(sec, n, res)
-        if not res.empty:
-            r = res.iloc[0]
-            sec.callouts.append(("NetAdapt", f"−{100 * r['metrics.mac_reduction']:.1f}% MACs; test "
-                                 f"{100 * r['metrics.test_accuracy']:.1f}% vs {100 * r['metrics.unpruned_test_accuracy']:.1f}% unpruned"))
+        _netadapt_tables(sec, n, res, sink)
+        for _, r in res.iterrows():
+            lat = ""
+            if _num(r.get("metrics.predicted_latency_after_s")) is not None:
+                lat = (f"; latency {_ms(r.get('metrics.network_latency_before_s'))} → "
+                       f"{_ms(r.get('metrics.network_latency_after_s'))} measured, "
+                       f"{_ms(r['metrics.predicted_latency_before_s'])} → "
+                       f"{_ms(r['metrics.predicted_latency_after_s'])} predicted")
+            sec.callouts.append((f"NetAdapt ({_resource(r)} budget)",
+                                 f"−{100 * r['metrics.mac_reduction']:.1f}% MACs; test "
+                                 f"{100 * r['metrics.test_accuracy']:.1f}% vs "
+                                 f"{100 * r['metrics.unpruned_test_accuracy']:.1f}% unpruned{lat}"))
     if not b.empty:
         _binary_table(sec, b)
         for network, _, g in by_network(b):

@@ -241,6 +241,11 @@ def run_conv(spec: dict[str, Any], run: dict[str, Any], output: Path, log: Calla
 
 def run_netadapt(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_dir: Path, output: Path,
                  log: Callable[[str], Any] = print) -> None:
+    """NetAdapt on the base network: history records, the final network vs the unpruned one on
+    test, and the latency lookup table (``latency-table.json`` next to the records)."""
+    import json
+
+    from hpc.compress.latency import LatencyTable
     from hpc.compress.netadapt import NetAdaptSettings, netadapt
     from hpc.compress.pruning import channel_counts
 
@@ -251,22 +256,28 @@ def run_netadapt(spec: dict[str, Any], run: dict[str, Any], data_path: str, base
     s = NetAdaptSettings(**{k: v for k, v in run.items() if k in fields})
     s.seed = int(spec["base"]["seed"])
     shape = data.image_shape
-    final, history = netadapt(copy.deepcopy(model), data.train, data.val, shape, s, log=log)
+    table = LatencyTable(threads=torch.get_num_threads(), min_run_s=s.latency_table_min_run_s)
+    result = netadapt(copy.deepcopy(model), data.train, data.val, shape, s, log=log, table=table)
+    final, history = result.model, result.history
     common = _common(spec, run["name"], data_path)
     r0 = history[0].macs
     for row in history:
         params = {**common, "iteration": row.iteration, "chosen_layer": row.chosen_layer, "channels": row.channels,
-                  "budget_ratio": s.budget_ratio, "initial_reduction": s.initial_reduction, "decay": s.decay,
-                  "short_term_steps": s.short_term_steps}
+                  "resource": s.resource, "budget_ratio": s.budget_ratio, "initial_reduction": s.initial_reduction,
+                  "decay": s.decay, "short_term_steps": s.short_term_steps}
         metrics = {"macs": row.macs, "mac_ratio": row.macs / r0, "params": row.params,
                    **{k: v for k, v in row.val.as_metrics("val").items()}, "val_loss": row.val_loss,
-                   "latency_s": row.latency_s, "candidates": row.candidates, "elapsed_s": row.elapsed_s}
+                   "latency_s": row.latency_s, "network_latency_s": row.network_latency_s,
+                   "predicted_latency_s": row.predicted_latency_s,
+                   "latency_ratio": row.predicted_latency_s / row.network_latency_s, "target": row.target,
+                   "candidates": row.candidates, "elapsed_s": row.elapsed_s}
         append_record(output, new_record("compression_netadapt", f"{spec['name']} {run['name']} iter {row.iteration}",
                                          params, metrics))
     before, after = summarize(model, shape), summarize(final, shape)
     test_before, test_after = accuracy(model, data.test), accuracy(final, data.test)
     params = {**common, "iterations": len(history) - 1, "channels_before": channel_counts(model),
-              "channels_after": channel_counts(final), "long_term_epochs": float(s.long_term_epochs)}
+              "channels_after": channel_counts(final), "long_term_epochs": float(s.long_term_epochs),
+              "resource": s.resource, "threads": table.threads, "latency_table_min_run_s": table.min_run_s}
     metrics = {**test_after.as_metrics("test"),
                **{k.replace("test_", "unpruned_test_", 1): v for k, v in test_before.as_metrics("test").items()},
                "macs_before": before.total_macs, "macs_after": after.total_macs,
@@ -274,11 +285,21 @@ def run_netadapt(spec: dict[str, Any], run: dict[str, Any], data_path: str, base
                "params_before": before.total_params, "params_after": after.total_params,
                "latency_before_s": cpu_latency_s(model, shape, repeats=s.latency_repeats),
                "latency_after_s": cpu_latency_s(final, shape, repeats=s.latency_repeats),
-               "elapsed_s": time.perf_counter() - t0}
+               "predicted_latency_before_s": history[0].predicted_latency_s,
+               "predicted_latency_after_s": table.predict_model_s(final, shape),
+               "network_latency_before_s": table.measure_network_s(model, shape),
+               "network_latency_after_s": table.measure_network_s(final, shape),
+               "latency_table_entries": len(table), "latency_table_build_s": table.build_s,
+               "long_term_s": result.long_term_s, "elapsed_s": time.perf_counter() - t0}
+    with atomic_path(output.parent / "latency-table.json", suffix=".json") as tmp:
+        Path(tmp).write_text(json.dumps(table.as_json(), indent=1))
     append_record(output, new_record("compression_netadapt_result", f"{spec['name']} {run['name']} final",
                                      params, metrics))
-    log(f"NetAdapt: {before.total_macs:,} -> {after.total_macs:,} MACs ({metrics['mac_reduction']:.1%} less); "
-        f"test {test_before} -> {test_after}")
+    log(f"NetAdapt ({s.resource}): {before.total_macs:,} -> {after.total_macs:,} MACs "
+        f"({metrics['mac_reduction']:.1%} less); predicted latency {1e3 * metrics['predicted_latency_before_s']:.2f} -> "
+        f"{1e3 * metrics['predicted_latency_after_s']:.2f} ms, measured {1e3 * metrics['network_latency_before_s']:.2f} -> "
+        f"{1e3 * metrics['network_latency_after_s']:.2f} ms; latency table {len(table)} entries in {table.build_s:.1f} s; "
+        f"test {test_before} -> {test_after}; {metrics['elapsed_s']:.0f} s in all")
 
 
 # --------------------------------------------------------------------------- binarised

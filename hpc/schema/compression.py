@@ -118,10 +118,15 @@ class ConvMetrics(Strict):
     loadavg_1m: float | None = None
 
 
+NetAdaptResource = Literal["macs", "latency"]
+
+
 class NetAdaptParams(_RunParams):
     iteration: int
     chosen_layer: str | None
     channels: list[int] = Field(description="output widths of every conv and linear layer")
+    resource: NetAdaptResource = Field(default="macs", description="what the budget limits: MACs, or the "
+                                       "latency predicted by the per-layer lookup table")
     budget_ratio: float
     initial_reduction: float
     decay: float
@@ -138,7 +143,14 @@ class NetAdaptMetrics(Strict):
     val_ci_low: float
     val_ci_high: float
     val_loss: float
-    latency_s: float = Field(description="median CPU forward time, batch 1")
+    latency_s: float = Field(description="measured: median CPU forward time of the whole network, batch 1")
+    predicted_latency_s: float | None = Field(default=None, description="sum of the latency lookup "
+                                              "table's per-layer entries for this network")
+    network_latency_s: float | None = Field(default=None, description="measured: the whole network timed "
+                                            "with the lookup table's harness (fastest blocked_autorange block)")
+    latency_ratio: float | None = Field(default=None, description="predicted_latency_s / network_latency_s")
+    target: float | None = Field(default=None, description="the iteration's resource target (MACs or "
+                                 "predicted seconds, see params.resource); None for iteration 0")
     candidates: int
     elapsed_s: float
 
@@ -148,6 +160,11 @@ class NetAdaptResultParams(_RunParams):
     channels_before: list[int]
     channels_after: list[int]
     long_term_epochs: float
+    resource: NetAdaptResource = "macs"
+    threads: int | None = Field(default=None, description="torch threads of the run and of every "
+                                "latency measurement")
+    latency_table_min_run_s: float | None = Field(default=None, description="measuring time per table "
+                                                  "entry (torch.utils.benchmark blocked_autorange)")
 
 
 class NetAdaptResultMetrics(_TestAccuracy):
@@ -163,6 +180,13 @@ class NetAdaptResultMetrics(_TestAccuracy):
     params_after: int
     latency_before_s: float
     latency_after_s: float
+    predicted_latency_before_s: float | None = None
+    predicted_latency_after_s: float | None = None
+    network_latency_before_s: float | None = Field(default=None, description="whole network, the table's harness")
+    network_latency_after_s: float | None = None
+    latency_table_entries: int | None = Field(default=None, description="distinct layer shapes measured")
+    latency_table_build_s: float | None = Field(default=None, description="wall time spent measuring them")
+    long_term_s: float | None = Field(default=None, description="wall time of the long-term fine-tune")
     elapsed_s: float
 
 
