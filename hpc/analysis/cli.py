@@ -16,7 +16,7 @@ from hpc.cli import CliError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="{aggregate,build,check}")
+    sub = parser.add_subparsers(dest="action", metavar="{aggregate,build,markdown,check}")
 
     agg = sub.add_parser("aggregate", help="all JSONL records -> one tidy table (CSV and/or Parquet)",
                          description="Read every record (files, or directories searched for *.jsonl) "
@@ -45,6 +45,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--references", type=Path, default=None,
                        help="reference file (default: experiments/references/<system>.yaml if present)")
     build.set_defaults(func=_build)
+
+    md = sub.add_parser("markdown", help="report sections -> Markdown (the tables of docs/benchmarks/)",
+                        description="Render chosen sections of the report, from the same records, as Markdown "
+                                    "tables (no figures): the measured tables of a benchmark document are then "
+                                    "generated from the run's records, never retyped.")
+    md.add_argument("--records", nargs="*", required=True, metavar="PATH",
+                    help="record JSONL files and/or directories holding them")
+    md.add_argument("--section", action="append", required=True, metavar="ID",
+                    help="section id, e.g. compression, training, kernels (repeat for more)")
+    md.add_argument("--output", type=Path, help="write here (atomically) instead of standard output")
+    md.add_argument("--level", type=int, default=2, choices=(1, 2, 3, 4),
+                    help="heading level of the sections (default: %(default)s)")
+    md.set_defaults(func=_markdown)
 
     check = sub.add_parser("check", help="open a report in headless Chromium: errors, external requests, screenshot",
                            description="Load an HTML file in headless Chromium (DevTools over a pipe) and report "
@@ -88,6 +101,28 @@ def _build(args: argparse.Namespace) -> int:
     print(f"report -> {out} ({out.stat().st_size / 1024:.0f} KiB, {time.perf_counter() - t0:.1f} s)",
           file=sys.stderr)
     _references_summary(args)
+    return 0
+
+
+def _markdown(args: argparse.Namespace) -> int:
+    from hpc.analysis import plots
+    from hpc.analysis.aggregate import RecordsNotFoundError, load_frame
+    from hpc.analysis.markdown import sections_markdown
+    from hpc.analysis.report import build_context
+    from hpc.atomic import OutputNotWritableError, atomic_path
+
+    try:
+        df = load_frame(args.records)
+        context = build_context(df, plots.FigureSink(None), sources=[str(r) for r in args.records])
+        text = sections_markdown(context["sections"], args.section, level=args.level)
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            with atomic_path(args.output, suffix=".md") as tmp:
+                tmp.write_text(text, encoding="utf-8")
+            print(f"{', '.join(args.section)} -> {args.output}", file=sys.stderr)
+    except (RecordsNotFoundError, OutputNotWritableError, ValueError) as exc:
+        raise CliError(str(exc)) from None
     return 0
 
 
