@@ -403,6 +403,28 @@ def _binary_table(sec, b: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
         "at chance (10 %, CIFAR-10).")
 
 
+def _base_table(sec: Any, base: pd.DataFrame) -> None:
+    """Where each compressed network came from: trained by the experiment, or the training
+    stage's checkpoint (``base.from_training``), with its size and held-out accuracy."""
+    from hpc.analysis.report import Column, Table
+    rows = []
+    for network, experiment, g in by_network(base):
+        r = g.iloc[-1]
+        source = r.get("params.source")
+        how = (f"training stage checkpoint {source} (epoch {int(r['params.epochs'])})"
+               if isinstance(source, str) and source else f"trained by the experiment, {r['params.epochs']:g} epochs")
+        rows.append([network, experiment, how, f"{int(r['metrics.params']):,}", f"{int(r['metrics.macs']):,}",
+                     _acc(r, "metrics.val"), _acc(r), f"{r['metrics.train_s']:.0f} s"])
+    cols = [Column("network", "network"), Column("experiment", "experiment"), Column("source", "weights from"),
+            Column("params", "parameters", numeric=True), Column("macs", "MACs per image", numeric=True),
+            Column("val", "validation accuracy", numeric=True), Column("test", "held-out test accuracy", numeric=True),
+            Column("train", "training time", numeric=True)]
+    sec.add_table("The full-precision networks every method starts from",
+                  Table(cols, rows, numeric=[c.numeric for c in cols], wrap=[c.key == "source" for c in cols]),
+                  "Training time: this experiment's training, or the training run's wall time up to the "
+                  "checkpoint it loads.")
+
+
 def compression_section(df: pd.DataFrame, sink) -> Any:  # type: ignore[no-untyped-def]
     """The "Compression" section of the report (a ``hpc.analysis.report.Section``)."""
     from hpc.analysis.report import Section
@@ -420,6 +442,9 @@ def compression_section(df: pd.DataFrame, sink) -> Any:  # type: ignore[no-untyp
         sec.empty_note = (f"No successful records of kinds {', '.join(kinds)} in this run"
                           + (f" ({bad} failed/skipped: see 'Failed and skipped points')." if bad else "."))
         return sec
+    base = _ok(df, "compression_base")
+    if not base.empty:
+        _base_table(sec, base)
     if not k.empty:
         groups = by_network(k)
         ours: list[dict[str, str]] = []
