@@ -185,3 +185,15 @@ def test_opencl_points_record_event_and_wall_time() -> None:
     _, cpu = bench.measure_pool(bench.parse_backend("numpy"), "maxpool2d", (1, 1, 64, 64), 2, 2, 0,
                                 "float32", 3, 1)
     assert cpu["wall_median_s"] == cpu["median_s"] and "event_median_s" not in cpu
+
+
+def test_torch_on_cuda_without_a_gpu_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: the point runs")
+    out = tmp_path / "tc.jsonl"
+    assert main(["bench", "kernels", "--ops", "maxpool2d", "matmul", "--sizes", "8", "--backends", "torch-cuda",
+                 "--repeats", "1", "--warmup", "0", "--output", str(out), "--quiet"]) == 0
+    recs = _records(out)
+    assert recs and all(r.status == "skipped" for r in recs)
+    assert all("torch.cuda.is_available() is False" in r.error for r in recs)

@@ -191,6 +191,11 @@ def _record_device(spec: BackendSpec, module: Any) -> dict[str, Any]:
 
 def _resolve(spec: BackendSpec, op: str) -> tuple[Any, registry.BackendInfo]:
     """The backend module; BackendUnavailableError (-> a skipped record) when it cannot run."""
+    if spec.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():  # checked first: the device record asks torch.cuda too
+            raise BackendUnavailableError(f"backend={spec.label!r} is not available here: no CUDA GPU "
+                                          f"(torch {torch.__version__}, torch.cuda.is_available() is False)")
     info = registry.backend_info(spec.name)
     if info.available and op not in info.ops:
         raise BackendUnavailableError(f"backend={spec.label!r} does not implement {op} "
