@@ -57,6 +57,13 @@ def test_every_method_writes_records_of_its_kind(runs) -> None:
     assert final.metrics["latency_table_entries"] >= 8  # at least one entry per weighted layer
     table = json.loads((runs / "netadapt" / "latency-table.json").read_text())
     assert len(table["entries"]) == final.metrics["latency_table_entries"] and table["threads"] == 1
+    import csv
+    with open(runs / "netadapt" / "history.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["iteration"]) for r in rows] == [h.params["iteration"] for h in history]
+    assert [int(r["macs"]) for r in rows] == [h.metrics["macs"] for h in history]
+    assert [r["channels"] for r in rows] == [" ".join(map(str, h.params["channels"])) for h in history]
+    assert [int(r["val_correct"]) for r in rows] == [h.metrics["val_correct"] for h in history]
     assert final.params["device"]["kind"] == "cpu"
 
 

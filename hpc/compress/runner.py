@@ -239,10 +239,31 @@ def run_conv(spec: dict[str, Any], run: dict[str, Any], output: Path, log: Calla
 
 # --------------------------------------------------------------------------- NetAdapt
 
+def write_history_csv(path: Path, history: list[Any], r0: int) -> None:
+    """The NetAdapt history as a table a spreadsheet opens (the records hold the same rows):
+    one line per iteration, channels as one space-separated field, written atomically."""
+    import csv
+
+    fields = ["iteration", "chosen_layer", "channels", "macs", "mac_ratio", "params", "val_correct", "val_total",
+              "val_accuracy", "val_loss", "target", "predicted_latency_ms", "network_latency_ms", "latency_ms",
+              "candidates", "elapsed_s"]
+    with atomic_path(path, suffix=".csv") as tmp:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(fields)
+            for row in history:
+                w.writerow([row.iteration, row.chosen_layer or "", " ".join(map(str, row.channels)), row.macs,
+                            f"{row.macs / r0:.6f}", row.params, row.val.correct, row.val.total,
+                            f"{row.val.value:.6f}", f"{row.val_loss:.6f}", "" if row.target is None else row.target,
+                            f"{1e3 * row.predicted_latency_s:.4f}", f"{1e3 * row.network_latency_s:.4f}",
+                            f"{1e3 * row.latency_s:.4f}", row.candidates, f"{row.elapsed_s:.2f}"])
+
+
 def run_netadapt(spec: dict[str, Any], run: dict[str, Any], data_path: str, base_dir: Path, output: Path,
                  log: Callable[[str], Any] = print) -> None:
-    """NetAdapt on the base network: history records, the final network vs the unpruned one on
-    test, and the latency lookup table (``latency-table.json`` next to the records)."""
+    """NetAdapt on the base network: history records (and ``history.csv``), the final network
+    vs the unpruned one on test, and the latency lookup table (``latency-table.json``), both
+    files next to the records."""
     import json
 
     from hpc.compress.latency import LatencyTable
@@ -261,6 +282,7 @@ def run_netadapt(spec: dict[str, Any], run: dict[str, Any], data_path: str, base
     final, history = result.model, result.history
     common = _common(spec, run["name"], data_path)
     r0 = history[0].macs
+    write_history_csv(output.parent / "history.csv", history, r0)
     for row in history:
         params = {**common, "iteration": row.iteration, "chosen_layer": row.chosen_layer, "channels": row.channels,
                   "resource": s.resource, "budget_ratio": s.budget_ratio, "initial_reduction": s.initial_reduction,
