@@ -403,6 +403,20 @@ def _pool_reference(shape: tuple[int, ...], dtype: str, geom: PoolGeometry, pool
 _STAT_KEYS = ("median_s", "iqr_s", "q1_s", "q3_s", "min_s", "max_s", "rel_iqr", "spread_flag")
 
 
+def _time_opencl(ocl: _OpenCL, run: Callable[[], Any], repeats: int, warmup: int,
+                 params: dict[str, Any], metrics: dict[str, Any]) -> list[float]:
+    """Time an OpenCL call by its profiling events (returned, the point's samples); the host
+    wall clock and the transfers go into ``metrics`` beside them."""
+    samples = time_calls(run, repeats, warmup, ocl.timer)
+    metrics["wall_median_s"] = statistics.median(ocl.wall[warmup:])
+    metrics["event_median_s"] = statistics.median(samples)
+    if ocl.transfers:
+        metrics["h2d_s"] = statistics.median(t[0] for t in ocl.transfers)
+        metrics["d2h_s"] = statistics.median(t[1] for t in ocl.transfers)
+    params["timing"] = "opencl profiling events (kernel only); wall_median_s: host wall clock"
+    return samples
+
+
 def _measure_pool_host(spec: BackendSpec, module: Any, info: registry.BackendInfo, x: np.ndarray,
                        geom: PoolGeometry, pool_op: str, kw: dict[str, str], repeats: int, warmup: int,
                        params: dict[str, Any], metrics: dict[str, Any]) -> np.ndarray:
@@ -415,15 +429,9 @@ def _measure_pool_host(spec: BackendSpec, module: Any, info: registry.BackendInf
         return box[0]
     if info.device_kind == "opencl":
         ocl = _OpenCL(module)
-        samples = time_calls(run, repeats, warmup, ocl.timer)
-        metrics["wall_median_s"] = statistics.median(ocl.wall[warmup:])
-        metrics["event_median_s"] = statistics.median(samples)
-        if ocl.transfers:
-            metrics["h2d_s"] = statistics.median(t[0] for t in ocl.transfers)
-            metrics["d2h_s"] = statistics.median(t[1] for t in ocl.transfers)
+        samples = _time_opencl(ocl, run, repeats, warmup, params, metrics)
         bound = summarize(ocl.copy_bound(x.nbytes, repeats, warmup))
         params["bound_kind"] = "opencl enqueue_copy"
-        params["timing"] = "opencl profiling events (kernel only); wall_median_s: host wall clock"
     elif spec.name == "study" and spec.variant in getattr(module, "GPU_VARIANTS", ()):
         from hpc.kernels import gpu_timing
         samples = time_calls(run, repeats, warmup)  # one call is seconds at 1024^2: no settling
@@ -536,14 +544,7 @@ def measure_matmul(spec: BackendSpec, n: int, dtype: str, repeats: int, warmup: 
         def run() -> Any:
             box[0] = module.matmul(a, b, **kw)
         if info.device_kind == "opencl":
-            ocl = _OpenCL(module)
-            samples = time_calls(run, repeats, warmup, ocl.timer)
-            metrics["wall_median_s"] = statistics.median(ocl.wall[warmup:])
-            metrics["event_median_s"] = statistics.median(samples)
-            if ocl.transfers:
-                metrics["h2d_s"] = statistics.median(t[0] for t in ocl.transfers)
-                metrics["d2h_s"] = statistics.median(t[1] for t in ocl.transfers)
-            params["timing"] = "opencl profiling events (kernel only); wall_median_s: host wall clock"
+            samples = _time_opencl(_OpenCL(module), run, repeats, warmup, params, metrics)
             bound_samples = time_calls(lambda: np.matmul(a, b), repeats, warmup)
             params["bound_kind"] = "numpy BLAS"
         elif spec.name == "study" and spec.variant in getattr(module, "GPU_VARIANTS", ()):
