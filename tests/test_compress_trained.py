@@ -79,3 +79,34 @@ def test_missing_checkpoint_is_a_clear_error(trained, tmp_path: Path) -> None:
     h5, _ = trained
     with pytest.raises(CompressionError, match="checkpoint not found.*did the training run finish"):
         run_base(_spec(), str(h5), tmp_path, tmp_path / "r.jsonl", checkpoint=tmp_path / "none.pt")
+
+
+def test_checkpoint_normalised_differently_is_refused(trained, tmp_path: Path) -> None:
+    h5, best = trained
+    state = torch.load(best, map_location="cpu", weights_only=True)
+    state["mean"] = [m + 1.0 for m in state["mean"]]
+    other = tmp_path / "best.pt"
+    torch.save(state, other)
+    with pytest.raises(TrainedBaseError, match=r"normalised with mean .*training-split statistics"):
+        load_trained_base(other, load_data(h5))
+
+
+def test_report_names_where_the_base_network_came_from(trained, tmp_path: Path) -> None:
+    from hpc.analysis import plots
+    from hpc.analysis.aggregate import load_frame
+    from hpc.analysis.section_compression import compression_section
+
+    h5, best = trained
+    loaded, own = tmp_path / "loaded", tmp_path / "own"
+    for d in (loaded, own):
+        d.mkdir()
+    run_base(_spec(), str(h5), loaded, loaded / "records.jsonl", checkpoint=best)
+    spec = _spec(from_training=False)
+    spec["name"] = "c2"
+    run_base(spec, str(h5), own, own / "records.jsonl")
+    df = load_frame([loaded / "records.jsonl", own / "records.jsonl"])
+    sec = compression_section(df, plots.FigureSink(None))
+    tables = {title: t for title, t, _ in sec.tables}
+    rows = tables["The full-precision networks every method starts from"].rows
+    assert any(f"training stage checkpoint {best}" in " ".join(r) for r in rows)
+    assert any("trained by the experiment, 1 epochs" in " ".join(r) for r in rows)

@@ -436,13 +436,13 @@ def compression_section(df: pd.DataFrame, sink) -> Any:  # type: ignore[no-untyp
                   "network; its rows are in tables of their own.")
     k, c = kmeans_rows(df), _ok(df, "compression_conv")
     n, res, b = _ok(df, "compression_netadapt"), _ok(df, "compression_netadapt_result"), _ok(df, "compression_binary")
-    if k.empty and c.empty and n.empty and b.empty:
-        kinds = ("compression_kmeans", "compression_conv", "compression_netadapt", "compression_binary")
+    base = _ok(df, "compression_base")
+    if base.empty and k.empty and c.empty and n.empty and b.empty:
+        kinds = ("compression_base", "compression_kmeans", "compression_conv", "compression_netadapt", "compression_binary")
         bad = 0 if df.empty else int((df["kind"].str.startswith("compression") & (df["status"] != "ok")).sum())
         sec.empty_note = (f"No successful records of kinds {', '.join(kinds)} in this run"
                           + (f" ({bad} failed/skipped: see 'Failed and skipped points')." if bad else "."))
         return sec
-    base = _ok(df, "compression_base")
     if not base.empty:
         _base_table(sec, base)
     if not k.empty:
